@@ -1,0 +1,11 @@
+# SPDX-License-Identifier: GPL-2.0
+# The kernel and the machine it booted on.
+echo "ws-report: kernel: $(cat /proc/version)"
+echo "ws-report: cpus online: $(cat /sys/devices/system/cpu/online)"
+echo "ws-report: memory: $(grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2-)"
+if grep -qw la57 /proc/cpuinfo; then
+	echo "ws-report: paging: 5-level capable CPU ($(grep -o 'no5lvl' /proc/cmdline || echo 'la57 allowed'))"
+else
+	echo "ws-report: paging: 4-level CPU"
+fi
+ws_check cpus-online test "$(cat /sys/devices/system/cpu/online)" = "0-1"

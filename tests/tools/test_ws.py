@@ -1,0 +1,302 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Tests of tools/ws itself: bad input gets a clear message, loses nothing.
+
+Run by "tools/ws test"; alone: python3 -m unittest -v tests.tools.test_ws
+(needs the imported base in the cache, which "tools/ws base" makes).
+"""
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, 'tools'))
+
+import wslib  # noqa: E402
+from wslib import WsError  # noqa: E402
+
+WS = os.path.join(ROOT, 'tools', 'ws')
+
+
+def fake_command(bindir, name, script):
+    path = os.path.join(bindir, name)
+    with open(path, 'w') as f:
+        f.write('#!/bin/sh\n' + textwrap.dedent(script))
+    os.chmod(path, os.stat(path).st_mode | stat.S_IEXEC)
+    return path
+
+
+class EnvCase(unittest.TestCase):
+    """Each test gets a scratch directory and a clean WS_* environment."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix='ws-selftest-')
+        self.saved = {k: os.environ.get(k) for k in (
+            'WS_APT_GET', 'WS_APT_CACHE', 'WS_BASE_VERSION',
+            'WS_BASE_SHA256')}
+        for k in self.saved:
+            os.environ.pop(k, None)
+        wslib._apt_updated = False
+
+    def tearDown(self):
+        for k, v in self.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class BaseInstall(EnvCase):
+    def test_missing_apt(self):
+        os.environ['WS_APT_GET'] = os.path.join(self.tmp, 'no-apt-get')
+        os.environ['WS_BASE_VERSION'] = '6.12.999-1'
+        with self.assertRaisesRegex(WsError, 'apt-get is not available'):
+            wslib.ensure_base_package(wslib.Base())
+
+    def test_no_network(self):
+        apt = fake_command(self.tmp, 'apt-get', """\
+            echo 'Err:1 http://deb.debian.org/debian bookworm InRelease'
+            echo '  Temporary failure resolving deb.debian.org'
+            exit 100
+            """)
+        os.environ['WS_APT_GET'] = apt
+        os.environ['WS_BASE_VERSION'] = '6.12.999-1'
+        with self.assertRaisesRegex(WsError, 'cannot reach the Debian '
+                                    'package mirror'):
+            wslib.ensure_base_package(wslib.Base())
+
+    def test_wrong_version_names_offered_and_override(self):
+        apt = fake_command(self.tmp, 'apt-get', 'exit 0\n')
+        cache = fake_command(self.tmp, 'apt-cache', """\
+            echo 'linux-source-6.12 | 6.12.200-1~deb12u1 | http://x main'
+            echo 'linux-source-6.12 | 6.12.190-1~deb12u1 | http://x main'
+            """)
+        os.environ.update(WS_APT_GET=apt, WS_APT_CACHE=cache,
+                          WS_BASE_VERSION='6.12.1-1')
+        with self.assertRaises(WsError) as cm:
+            wslib.ensure_base_package(wslib.Base())
+        msg = str(cm.exception)
+        self.assertIn('6.12.200-1~deb12u1, 6.12.190-1~deb12u1', msg)
+        self.assertIn('WS_BASE_VERSION=6.12.200-1~deb12u1', msg)
+        self.assertIn('nothing falls back', msg)
+
+    def test_hash_mismatch_refused(self):
+        os.environ['WS_BASE_SHA256'] = '0' * 64
+        with self.assertRaisesRegex(WsError, 'Refusing to use an '
+                                    'unverified base'):
+            wslib.ensure_base_package(wslib.Base())
+
+    def test_pinned_in_one_place(self):
+        """No tool names the version: base.conf is read by all."""
+        conf = wslib.read_conf()
+        for dirpath, _, files in os.walk(os.path.join(ROOT, 'tools')):
+            for name in files:
+                if '__pycache__' not in \
+                        dirpath:
+                    with open(os.path.join(dirpath, name), errors='ignore') \
+                            as f:
+                        text = f.read()
+                    self.assertNotIn(conf['BASE_VERSION'], text, name)
+                    self.assertNotIn(conf['BASE_SHA256'], text, name)
+
+
+class SeriesInput(EnvCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.shared = tempfile.mkdtemp(prefix='ws-selftest-tree-')
+        cls.ws = wslib.Workspace(cls.shared)
+        cls.empty_series = os.path.join(cls.shared, 'series-empty')
+        open(cls.empty_series, 'w').close()
+        cls.ws.apply(series=cls.empty_series, patches=cls.shared)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.shared, ignore_errors=True)
+
+    def head(self):
+        return wslib.git(self.ws.tree, 'rev-parse', 'HEAD')
+
+    def series_with(self, *names):
+        path = os.path.join(self.tmp, 'series')
+        with open(path, 'w') as f:
+            f.write('# a comment\n\n' + ''.join(n + '\n' for n in names))
+        return path
+
+    def test_series_names_missing_patch(self):
+        before = self.head()
+        series = self.series_with('0001-does-not-exist.patch')
+        with self.assertRaisesRegex(WsError, 'series names 0001-does-not-'
+                                    'exist.patch, but .* does not exist'):
+            self.ws.apply(series=series, patches=self.tmp)
+        self.assertEqual(self.head(), before)
+
+    def make_patch(self, name, path, old, new):
+        """A patch changing path's line old to new, made against the base."""
+        tree = self.ws.tree
+        full = os.path.join(tree, path)
+        with open(full) as f:
+            orig = f.read()
+        self.assertIn(old, orig)
+        with open(full, 'w') as f:
+            f.write(orig.replace(old, new, 1))
+        wslib.git(tree, 'commit', '-q', '-a', '-m', 'test: change ' + path)
+        out = os.path.join(self.tmp, name)
+        with open(out, 'w') as f:
+            f.write(wslib.git(tree, 'format-patch', '--stdout', '-1') +
+                    '\n')
+        wslib.git(tree, 'reset', '-q', '--hard', 'HEAD~1')
+        return out
+
+    def test_patch_that_does_not_apply(self):
+        good = self.make_patch('0001-good.patch', 'README',
+                               'Linux kernel', 'Linux kernel (test)')
+        bad = self.make_patch('0002-bad.patch', 'README',
+                              'Linux kernel', 'Linux kernel (conflict)')
+        series = self.series_with('0001-good.patch', '0002-bad.patch')
+        with self.assertRaises(WsError) as cm:
+            self.ws.apply(series=series, patches=self.tmp, force=True)
+        msg = str(cm.exception)
+        self.assertIn('patch 0002-bad.patch does not apply', msg)
+        self.assertIn('reject', msg)
+        self.assertEqual(self.ws.dirty(), '')
+        self.assertIsNone(self.ws.in_progress())
+        self.assertTrue(os.path.exists(good) and os.path.exists(bad))
+        self.ws.apply(series=self.empty_series, patches=self.tmp, force=True)
+
+    def test_apply_refuses_to_discard_work(self):
+        readme = os.path.join(self.ws.tree, 'README')
+        with open(readme, 'a') as f:
+            f.write('local edit\n')
+        try:
+            with self.assertRaisesRegex(WsError, 'uncommitted changes'):
+                self.ws.apply(series=self.empty_series, patches=self.tmp)
+            with open(readme) as f:
+                self.assertIn('local edit', f.read())
+        finally:
+            wslib.git(self.ws.tree, 'checkout', '--', 'README')
+
+    def test_export_refuses_dirty_tree(self):
+        patches = os.path.join(self.tmp, 'patches')
+        os.makedirs(patches)
+        keep = os.path.join(patches, '0001-keep.patch')
+        with open(keep, 'w') as f:
+            f.write('precious\n')
+        readme = os.path.join(self.ws.tree, 'README')
+        with open(readme, 'a') as f:
+            f.write('uncommitted\n')
+        try:
+            with self.assertRaisesRegex(WsError, 'uncommitted changes'):
+                self.ws.export(patches=patches,
+                               series=os.path.join(self.tmp, 'series'))
+        finally:
+            wslib.git(self.ws.tree, 'checkout', '--', 'README')
+        with open(keep) as f:
+            self.assertEqual(f.read(), 'precious\n')
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, 'series')))
+
+    def test_export_never_overwrites_uncommitted_patches(self):
+        proj = os.path.join(self.tmp, 'proj')
+        os.makedirs(os.path.join(proj, 'patches'))
+        series = os.path.join(proj, 'series')
+        with open(series, 'w') as f:
+            f.write('0001-x.patch\n')
+        with open(os.path.join(proj, 'patches', '0001-x.patch'), 'w') as f:
+            f.write('committed\n')
+        subprocess.run(['git', 'init', '-q', proj], check=True)
+        subprocess.run(['git', '-C', proj, 'add', '.'], check=True)
+        subprocess.run(['git', '-C', proj, '-c', 'user.name=t', '-c',
+                        'user.email=t@t', 'commit', '-q', '-m', 'x'],
+                       check=True)
+        with open(os.path.join(proj, 'patches', '0001-x.patch'), 'w') as f:
+            f.write('edited, not committed\n')
+        with self.assertRaisesRegex(WsError, 'export would overwrite'):
+            self.ws.export(patches=os.path.join(proj, 'patches'),
+                           series=series)
+        with open(os.path.join(proj, 'patches', '0001-x.patch')) as f:
+            self.assertEqual(f.read(), 'edited, not committed\n')
+
+    def test_export_is_stable(self):
+        """The same commit exports to the same bytes twice."""
+        self.make_patch('unused.patch', 'README', 'Linux kernel',
+                        'Linux kernel (stable)')
+        wslib.git(self.ws.tree, 'cherry-pick', '--allow-empty',
+                  'HEAD@{1}')
+        try:
+            a, b = (os.path.join(self.tmp, d) for d in 'ab')
+            na = wslib.format_patches(self.ws.tree, a)
+            nb = wslib.format_patches(self.ws.tree, b)
+            self.assertEqual(na, nb)
+            self.assertEqual(len(na), 1)
+            for n in na:
+                with open(os.path.join(a, n), 'rb') as fa, \
+                        open(os.path.join(b, n), 'rb') as fb:
+                    self.assertEqual(fa.read(), fb.read())
+            with open(os.path.join(a, na[0])) as f:
+                self.assertTrue(f.readline().startswith('From ' + '0' * 40))
+        finally:
+            wslib.git(self.ws.tree, 'reset', '-q', '--hard', wslib.BASE_REF)
+
+
+class CommandLine(EnvCase):
+    def test_unknown_subcommand(self):
+        r = subprocess.run([sys.executable, WS, 'frobnicate'],
+                           capture_output=True, text=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('invalid choice', r.stderr)
+
+    def test_export_without_tree(self):
+        r = subprocess.run([sys.executable, WS, '--work', self.tmp,
+                            'export'], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('no work tree', r.stderr)
+
+
+class JsonResult(unittest.TextTestResult):
+    """Also records every outcome, for tools/ws test to count."""
+
+    outcomes = []
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self.outcomes.append((test.id(), 'ok', ''))
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self.outcomes.append((test.id(), 'FAIL', self._exc_info_to_string(
+            err, test)))
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self.outcomes.append((test.id(), 'FAIL', self._exc_info_to_string(
+            err, test)))
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self.outcomes.append((test.id(), 'SKIP', reason))
+
+
+def main():
+    import argparse
+    import json
+    p = argparse.ArgumentParser()
+    p.add_argument('--results', help='write outcomes as JSON here')
+    args = p.parse_args()
+    suite = unittest.defaultTestLoader.loadTestsFromModule(
+        sys.modules[__name__])
+    runner = unittest.TextTestRunner(verbosity=2, resultclass=JsonResult)
+    result = runner.run(suite)
+    if args.results:
+        with open(args.results, 'w') as f:
+            json.dump(JsonResult.outcomes, f, indent=1)
+    sys.exit(0 if result.wasSuccessful() else 1)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,297 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Boot the built kernel under QEMU TCG from a busybox initramfs.
+
+The guest runs tests/boot/init, which sources every tests/boot.d/*.sh.
+Those scripts print two kinds of lines on the console:
+
+  ws-report: KEY: VALUE      a line for the main command's report
+  ws-check: NAME: ok         a check that passed
+  ws-check: NAME: FAIL WHY   a check that failed
+
+The host fails the boot on a panic, an oops, BUG:, WARNING:, a KASAN or
+UBSAN report, a timeout, or when the guest never says "ws-boot: done".
+"""
+
+import os
+import re
+import select
+import shutil
+import socket
+import subprocess
+import time
+import json
+
+from wslib import ROOT, WsError, run, fmt_secs
+
+BOOT_DIR = os.path.join(ROOT, 'tests', 'boot')
+BOOT_D = os.path.join(ROOT, 'tests', 'boot.d')
+
+# What in a console log means the kernel is not healthy.
+BAD_PATTERNS = [
+    (re.compile(r'Kernel panic'), 'panic'),
+    (re.compile(r'\bOops\b|general protection fault'), 'oops'),
+    (re.compile(r'\bBUG:'), 'BUG'),
+    (re.compile(r'\bWARNING:'), 'WARNING'),
+    (re.compile(r'KASAN:|kasan_report'), 'KASAN'),
+    (re.compile(r'UBSAN:'), 'UBSAN'),
+    (re.compile(r'possible circular locking|inconsistent lock state|'
+                r'suspicious RCU usage'), 'lockdep'),
+]
+
+
+def scan_log(text):
+    """Return the list of (kind, line) problems found in a console log."""
+    problems = []
+    for line in text.splitlines():
+        for rx, kind in BAD_PATTERNS:
+            if rx.search(line):
+                problems.append((kind, line.strip()))
+                break
+    return problems
+
+
+class BootResult:
+    def __init__(self, name, log_path):
+        self.name = name
+        self.log_path = log_path
+        self.log = ''
+        self.problems = []
+        self.reports = []
+        self.checks = []
+        self.done = False
+        self.timed_out = False
+        self.wall = 0.0
+        self.init_uptime = None
+        self.qmp_error = None
+
+    @property
+    def ok(self):
+        return (self.done and not self.problems and not self.timed_out and
+                not self.qmp_error and
+                all(ok for _, ok, _ in self.checks))
+
+    def summary(self):
+        lines = [f'boot {self.name}: {"ok" if self.ok else "FAILED"} '
+                 f'({fmt_secs(self.wall)} wall; log {self.log_path})']
+        if self.init_uptime is not None:
+            lines.append(f'  init reached {self.init_uptime:.2f}s after '
+                         'the kernel started')
+        if self.timed_out:
+            lines.append('  timed out')
+        elif not self.done:
+            lines.append('  the guest never printed "ws-boot: done"')
+        if self.qmp_error:
+            lines.append(f'  QMP: {self.qmp_error}')
+        for kind, line in self.problems[:10]:
+            lines.append(f'  {kind}: {line}')
+        for name, ok, why in self.checks:
+            if not ok:
+                lines.append(f'  check {name}: FAIL {why}')
+        return '\n'.join(lines)
+
+
+def build_initramfs(ws):
+    """Build (or reuse) the busybox initramfs; return its path."""
+    busybox = '/bin/busybox'
+    if not os.path.exists(busybox):
+        raise WsError('/bin/busybox not found: install busybox-static '
+                      '("tools/ws setup")')
+    out = os.path.join(ws.work, 'initramfs.cpio.gz')
+    srcs = [busybox, os.path.join(BOOT_DIR, 'init')]
+    if os.path.isdir(BOOT_D):
+        srcs += [os.path.join(BOOT_D, n) for n in sorted(os.listdir(BOOT_D))]
+    newest = max(os.path.getmtime(s) for s in srcs + [BOOT_D])
+    if os.path.exists(out) and os.path.getmtime(out) >= newest:
+        return out
+    stage = os.path.join(ws.work, 'initramfs')
+    shutil.rmtree(stage, ignore_errors=True)
+    for d in ('bin', 'sbin', 'proc', 'sys', 'dev', 'tmp', 'etc/boot.d'):
+        os.makedirs(os.path.join(stage, d))
+    shutil.copy2(busybox, os.path.join(stage, 'bin', 'busybox'))
+    shutil.copy2(os.path.join(BOOT_DIR, 'init'), os.path.join(stage, 'init'))
+    os.chmod(os.path.join(stage, 'init'), 0o755)
+    if os.path.isdir(BOOT_D):
+        for n in sorted(os.listdir(BOOT_D)):
+            if n.endswith('.sh'):
+                shutil.copy2(os.path.join(BOOT_D, n),
+                             os.path.join(stage, 'etc/boot.d', n))
+    files = run(['find', '.', '-print0'], cwd=stage, capture=True).stdout
+    cpio = subprocess.run(['cpio', '--quiet', '-o', '-0', '-H', 'newc',
+                           '--owner=0:0'], cwd=stage, input=files.encode(),
+                          stdout=subprocess.PIPE, check=True).stdout
+    tmp = out + '.tmp'
+    with open(tmp, 'wb') as f:
+        f.write(subprocess.run(['gzip', '-9n'], input=cpio,
+                               stdout=subprocess.PIPE, check=True).stdout)
+    os.replace(tmp, out)
+    return out
+
+
+def qemu_command(ws, initrd, cmdline, qemu_args, qmp_sock=None):
+    append = ['console=ttyS0', 'panic=-1', 'loglevel=7'] + cmdline
+    cmd = ['qemu-system-x86_64', '-nodefaults', '-no-reboot',
+           '-display', 'none', '-serial', 'stdio', '-accel', 'tcg',
+           '-kernel', ws.bzimage(), '-initrd', initrd,
+           '-append', ' '.join(append)]
+    # Defaults first; a caller's -cpu/-smp/-m replaces the default.
+    defaults = {'-cpu': 'max', '-smp': '2', '-m': '1G'}
+    given = set(a for a in qemu_args if a.startswith('-'))
+    for opt, val in defaults.items():
+        if opt not in given:
+            cmd += [opt, val]
+    if qmp_sock:
+        cmd += ['-qmp', f'unix:{qmp_sock},server=on,wait=off']
+    return cmd + list(qemu_args)
+
+
+def boot(ws, cmdline, qemu_args, timeout, name, qmp_script=None):
+    """Boot once.  qmp_script(qmp, console) may drive the VM over QMP."""
+    if not os.path.exists(ws.bzimage()):
+        raise WsError(f'{ws.bzimage()} not built; run "tools/ws build"')
+    initrd = build_initramfs(ws)
+    os.makedirs(ws.logs, exist_ok=True)
+    log_path = os.path.join(ws.logs, f'{name}.log')
+    res = BootResult(name, log_path)
+    qmp_sock = None
+    if qmp_script:
+        qmp_sock = os.path.join(ws.work, f'{name}.qmp')
+        if os.path.exists(qmp_sock):
+            os.unlink(qmp_sock)
+    cmd = qemu_command(ws, initrd, cmdline, qemu_args, qmp_sock)
+    t0 = time.monotonic()
+    with open(log_path, 'w') as logf:
+        logf.write('$ ' + ' '.join(cmd) + '\n')
+        logf.flush()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        console = Console(proc, logf, t0 + timeout)
+        try:
+            if qmp_script:
+                try:
+                    qmp_script(QMP(qmp_sock), console)
+                except WsError as e:
+                    res.qmp_error = str(e)
+            console.drain()
+            if not console.timed_out:
+                # The console closed: QEMU is on its way out.
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    res.timed_out = True
+        finally:
+            if proc.poll() is None:
+                res.timed_out = True
+                proc.kill()
+            proc.wait()
+    res.wall = time.monotonic() - t0
+    res.timed_out = res.timed_out or console.timed_out
+    res.log = console.text
+    parse_guest_lines(res)
+    return res
+
+
+def parse_guest_lines(res):
+    text = res.log
+    res.problems = scan_log(text)
+    res.done = 'ws-boot: done' in text
+    m = re.search(r'ws-boot: init at ([0-9.]+)', text)
+    if m:
+        res.init_uptime = float(m.group(1))
+    for m in re.finditer(r'^ws-report: ([^:]+): (.*?)\r?$', text, re.M):
+        res.reports.append((m.group(1).strip(), m.group(2).strip()))
+    for m in re.finditer(r'^ws-check: ([^:]+): (ok|FAIL)(.*?)\r?$', text,
+                         re.M):
+        res.checks.append((m.group(1).strip(), m.group(2) == 'ok',
+                           m.group(3).strip()))
+
+
+class Console:
+    """The guest's serial console, read with a deadline."""
+
+    def __init__(self, proc, logf, deadline):
+        self.proc = proc
+        self.logf = logf
+        self.deadline = deadline
+        self.buf = b''
+        self.timed_out = False
+
+    @property
+    def text(self):
+        return self.buf.decode('utf-8', 'replace')
+
+    def _read(self, until):
+        fd = self.proc.stdout.fileno()
+        while True:
+            left = min(until, self.deadline) - time.monotonic()
+            if left <= 0:
+                if time.monotonic() >= self.deadline:
+                    self.timed_out = True
+                return False
+            r, _, _ = select.select([fd], [], [], left)
+            if not r:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return True
+            self.buf += chunk
+            self.logf.write(chunk.decode('utf-8', 'replace'))
+            self.logf.flush()
+            yield_point = getattr(self, '_want', None)
+            if yield_point and yield_point in self.buf:
+                return None
+
+    def wait_for(self, needle, timeout):
+        """Read until needle appears; raise WsError on timeout or exit."""
+        self._want = needle.encode()
+        start = len(self.buf)
+        try:
+            if self._want in self.buf[start:]:
+                return
+            got = self._read(time.monotonic() + timeout)
+            if got is None:
+                return
+            raise WsError(f'console: "{needle}" did not appear')
+        finally:
+            self._want = None
+
+    def drain(self):
+        self._want = None
+        self._read(self.deadline)
+        if self.proc.poll() is None and time.monotonic() >= self.deadline:
+            self.timed_out = True
+
+
+class QMP:
+    """A minimal QMP client (the QEMU machine protocol is line JSON)."""
+
+    def __init__(self, path, timeout=30):
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(path)
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    raise WsError(f'cannot connect to QMP at {path}')
+                time.sleep(0.1)
+        self.sock.settimeout(timeout)
+        self.rf = self.sock.makefile('r')
+        json.loads(self.rf.readline())
+        self.cmd('qmp_capabilities')
+
+    def cmd(self, name, **arguments):
+        msg = {'execute': name}
+        if arguments:
+            msg['arguments'] = arguments
+        self.sock.sendall((json.dumps(msg) + '\n').encode())
+        while True:
+            line = self.rf.readline()
+            if not line:
+                raise WsError(f'QMP closed during {name}')
+            reply = json.loads(line)
+            if 'return' in reply:
+                return reply['return']
+            if 'error' in reply:
+                raise WsError(f'QMP {name}: {reply["error"]}')

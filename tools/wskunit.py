@@ -1,0 +1,150 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Run the series' KUnit suites with the kernel's own kunit.py.
+
+kunit.py builds in the workspace's build directory, from a kunitconfig
+that is the concatenation of kernel-config/ fragments: the same options
+"tools/ws config" merged, so the kernel that boots and the kernel that
+runs KUnit are one build.  kunit.py's record of the last kunitconfig
+(build/last_used_kunitconfig) is written beforehand so that it does not throw
+away a .config that already satisfies it.
+"""
+
+import json
+import os
+import re
+import subprocess
+import time
+
+from wslib import ROOT, WsError, banner, fmt_secs
+import wsboot
+
+QEMU_CONFIG = os.path.join(ROOT, 'tests', 'kunit', 'qemu_x86_64_max.py')
+SUITES_FILE = os.path.join(ROOT, 'tests', 'kunit-suites')
+SKIP_RX = re.compile(r'^(?:\[[^]]*\])?\s*ok \d+ (.*?) # SKIP(.*)$', re.M)
+SUMMARY_RX = re.compile(r'Testing complete\. Ran (\d+) tests: (.*)$', re.M)
+
+
+class KunitResult:
+    def __init__(self, name):
+        self.name = name
+        self.cases = []          # (suite.case, status)
+        self.suites = set()
+        self.missing = []
+        self.summary_line = None
+        self.counts = {}
+        self.problems = []
+        self.error = None
+        self.log_path = None
+        self.wall = 0.0
+        self.skip_reasons = {}   # case name -> reason the test gave
+
+    @property
+    def ok(self):
+        return (self.error is None and self.summary_line is not None and
+                not self.missing and not self.problems and
+                self.counts.get('failed', 0) == 0 and
+                self.counts.get('crashed', 0) == 0 and
+                all(st in ('PASS', 'SKIP') for _, st in self.cases))
+
+    def summary(self):
+        lines = [f'kunit {self.name}: {"ok" if self.ok else "FAILED"} '
+                 f'({fmt_secs(self.wall)}; log {self.log_path})']
+        if self.summary_line:
+            lines.append(f'  {self.summary_line}')
+        if self.error:
+            lines.append(f'  error: {self.error}')
+        for s in self.missing:
+            lines.append(f'  suite {s} did not run')
+        for kind, line in self.problems[:10]:
+            lines.append(f'  {kind} in the kernel log: {line}')
+        for case, st in self.cases:
+            if st not in ('PASS', 'SKIP'):
+                lines.append(f'  {case}: {st}')
+        return '\n'.join(lines)
+
+
+def read_suites(path):
+    with open(path) as f:
+        return [ln.split('#', 1)[0].strip() for ln in f
+                if ln.split('#', 1)[0].strip()]
+
+
+def walk_json(group, prefix, out):
+    for case in group.get('test_cases', []):
+        out.append((f'{prefix}.{case["name"]}' if prefix else case['name'],
+                    case['status']))
+    for sub in group.get('sub_groups', []):
+        name = f'{prefix}.{sub["name"]}' if prefix else sub['name']
+        walk_json(sub, name, out)
+
+
+def run_kunit(ws, cmdline, name, suites_file=None, timeout=1200):
+    suites_file = suites_file or SUITES_FILE
+    want = read_suites(suites_file)
+    res = KunitResult(name)
+    os.makedirs(ws.logs, exist_ok=True)
+    res.log_path = os.path.join(ws.logs, f'{name}.log')
+    json_path = os.path.join(ws.logs, f'{name}.json')
+    kconf = os.path.join(ws.build_dir, 'ws.kunitconfig')
+    merged = ws.merged_fragment()
+    with open(kconf, 'w') as f:
+        f.write(merged)
+    # kunit.py keeps a .config that satisfies the kunitconfig only when
+    # its record of the previous kunitconfig matches; ws config made this
+    # .config from exactly these options.
+    with open(os.path.join(ws.build_dir, 'last_used_kunitconfig'),
+              'w') as f:
+        f.write(merged)
+    jobs = os.environ.get('WS_JOBS') or str(os.cpu_count() or 2)
+    cmd = ['python3', os.path.join(ws.tree, 'tools/testing/kunit/kunit.py'),
+           'run', '--arch=x86_64', f'--build_dir={ws.build_dir}',
+           f'--kunitconfig={kconf}', f'--qemu_config={QEMU_CONFIG}',
+           f'--jobs={jobs}', f'--timeout={timeout}', f'--json={json_path}']
+    make_opts = [a for a in ws.make_args() if not a.startswith(('O=',
+                                                                 'ARCH='))]
+    for opt in make_opts:
+        cmd.append(f'--make_options={opt}')
+    for arg in cmdline:
+        cmd.append(f'--kernel_args={arg}')
+    env = dict(os.environ)
+    env.update(ws.make_env())
+    t0 = time.monotonic()
+    if os.path.exists(json_path):
+        os.unlink(json_path)
+    with banner(f'KUnit ({name}): kunit.py run --arch=x86_64'):
+        with open(res.log_path, 'w') as logf:
+            logf.write('$ ' + ' '.join(cmd) + '\n')
+            logf.flush()
+            p = subprocess.run(cmd, cwd=ws.tree, env=env, text=True,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+            logf.write(p.stdout)
+    res.wall = time.monotonic() - t0
+    out = p.stdout
+    m = None
+    for m in SUMMARY_RX.finditer(out):
+        pass
+    if m:
+        res.summary_line = m.group(0).strip()
+        for part in m.group(2).split(','):
+            k, _, v = part.strip().partition(':')
+            if v.strip().isdigit():
+                res.counts[k.strip()] = int(v)
+        res.counts['total'] = int(m.group(1))
+    else:
+        tail = '\n'.join(out.strip().splitlines()[-15:])
+        res.error = f'kunit.py printed no "Testing complete" line:\n{tail}'
+    if os.path.exists(json_path):
+        with open(json_path) as f:
+            data = json.load(f)
+        walk_json(data, '', res.cases)
+        res.suites = {sub['name'] for sub in data.get('sub_groups', [])}
+    res.missing = [s for s in want if s not in res.suites]
+    raw = os.path.join(ws.build_dir, 'test.log')
+    if os.path.exists(raw):
+        with open(raw, errors='replace') as f:
+            text = f.read()
+        res.problems = wsboot.scan_log(text)
+        for m in SKIP_RX.finditer(text):
+            res.skip_reasons[m.group(1).strip()] = m.group(2).strip()
+    return res

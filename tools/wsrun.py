@@ -1,0 +1,350 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The README's two commands: the main job ("run") and all tests ("test")."""
+
+import filecmp
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import wslib
+from wslib import (ROOT, BASE_REF, COVER, PATCHES, SERIES, Checks, WsError,
+                   Workspace, banner, fmt_secs, git, run)
+
+OWNED = '.ws-owned'
+
+
+def owned_workspace(work):
+    """A workspace the run and test commands may reset at will.
+
+    They never reset a tree a contributor made with "tools/ws apply";
+    such a tree is only reused when it is clean and matches patches/.
+    """
+    ws = Workspace(work)
+    marker = os.path.join(work, OWNED)
+    force = os.path.exists(marker) or not ws.tree_exists()
+    ws.apply(force=force)
+    with open(marker, 'w') as f:
+        f.write('made by tools/ws run or test; reset freely\n')
+    return ws
+
+
+def patch_subjects(ws):
+    out = git(ws.tree, 'log', '--reverse', '--format=%s',
+              f'{BASE_REF}..HEAD')
+    return [s for s in out.splitlines() if s]
+
+
+def main_job(args):
+    t0 = time.monotonic()
+    wslib.setup_packages()
+    base = wslib.Base()
+    digest = wslib.ensure_base_package(base)
+    ws = owned_workspace(args.work)
+    ws.configure()
+    ws.build()
+    res = ws.boot(name='boot', timeout=600)
+    print(res.summary())
+    subjects = patch_subjects(ws)
+    rep = dict(res.reports)
+    print('\n=== ptguard report ===')
+    print(f'{"base:":<14}{base.describe()}')
+    print(f'{"":<14}sha256 {digest}')
+    print(f'{"patches:":<14}{len(subjects)} applied')
+    for i, s in enumerate(subjects, 1):
+        print(f'  {i:2}. {s}')
+    print(f'{"kernel:":<14}{rep.get("kernel", "(not reported)")}')
+    if res.init_uptime is not None:
+        print(f'{"boot:":<14}init reached {res.init_uptime:.2f}s after kernel '
+              f'start (TCG), {fmt_secs(res.wall)} wall for the whole VM')
+    for key, val in res.reports:
+        if key != 'kernel':
+            print(f'{key + ":":<14}{val}')
+    for name, ok, why in res.checks:
+        print(f'{"check:":<14}{name}: {"ok" if ok else "FAIL " + why}')
+    print(f'{"status:":<14}{"OK" if res.ok else "FAILED"} '
+          f'(total {fmt_secs(time.monotonic() - t0)})')
+    return 0 if res.ok else 1
+
+
+# ---------------------------------------------------------------------------
+# The test command
+
+def step(checks, name, fn, *a):
+    """Run fn; record a check; return its value or None on failure."""
+    try:
+        val = fn(*a)
+    except WsError as e:
+        checks.add(name, False, str(e))
+        return None
+    checks.add(name, True)
+    return val if val is not None else True
+
+
+def same_dirs(a, b, names):
+    diff = []
+    for n in names:
+        pa, pb = os.path.join(a, n), os.path.join(b, n)
+        if not os.path.exists(pb) or not filecmp.cmp(pa, pb, shallow=False):
+            diff.append(n)
+    return diff
+
+
+def exported_names():
+    names = wslib.read_series()
+    if os.path.exists(os.path.join(PATCHES, COVER)):
+        names = [COVER] + names
+    return names
+
+
+def test_roundtrip(ws, checks):
+    """work tree -> export -> fresh work tree -> export: no difference."""
+    tmp = tempfile.mkdtemp(prefix='roundtrip-', dir=ws.work)
+    try:
+        exp1 = os.path.join(tmp, 'exp1')
+        names1 = wslib.format_patches(ws.tree, exp1)
+        want = exported_names()
+        if names1 != want:
+            raise WsError(f'export would write {names1}, patches/ and '
+                          f'series hold {want}')
+        diff = same_dirs(exp1, PATCHES, names1)
+        if diff:
+            raise WsError('export is not byte-identical to patches/ for '
+                          f'{diff}: export after changing commits')
+        series1 = os.path.join(tmp, 'series1')
+        with open(series1, 'w') as f:
+            f.write(wslib.SERIES_HEADER)
+            f.writelines(n + '\n' for n in names1 if n != COVER)
+        with open(series1) as a, open(SERIES) as b:
+            if a.read() != b.read():
+                raise WsError('series differs from what export writes')
+        fresh = Workspace(os.path.join(tmp, 'fresh'))
+        fresh.apply(series=series1, patches=exp1)
+        exp2 = os.path.join(tmp, 'exp2')
+        names2 = wslib.format_patches(fresh.tree, exp2)
+        if names2 != names1:
+            raise WsError(f'second export wrote {names2}, first {names1}')
+        diff = same_dirs(exp1, exp2, names1)
+        if diff:
+            raise WsError(f'round trip changed {diff}')
+        if git(fresh.tree, 'rev-parse', 'HEAD^{tree}') != \
+                git(ws.tree, 'rev-parse', 'HEAD^{tree}'):
+            raise WsError('fresh work tree differs from the first one')
+        return f'{len(names1)} files identical after the round trip'
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_quilt(ws, checks):
+    """quilt push -a applies series onto a fresh base checkout."""
+    tmp = tempfile.mkdtemp(prefix='quilt-', dir=ws.work)
+    try:
+        src = os.path.join(tmp, 'linux')
+        os.makedirs(src)
+        archive = subprocess.Popen(['git', '-C', ws.tree, 'archive',
+                                    BASE_REF], stdout=subprocess.PIPE)
+        subprocess.run(['tar', '-x', '-C', src], stdin=archive.stdout,
+                       check=True)
+        archive.wait()
+        env = {'QUILT_PATCHES': PATCHES, 'QUILT_SERIES': SERIES,
+               'QUILT_PC': os.path.join(tmp, 'pc'), 'QUILTRC': '/dev/null'}
+        r = run(['quilt', 'push', '-a', '-q'], cwd=src, env=env,
+                check=False, capture=True)
+        npatch = len(wslib.read_series())
+        if npatch == 0:
+            if 'No patches in series' not in r.stdout:
+                raise WsError(f'quilt on an empty series: {r.stdout}')
+        elif r.returncode != 0:
+            raise WsError(f'quilt push -a failed:\n{r.stdout[-3000:]}')
+        bad = []
+        for path in ws.changed_files():
+            want = subprocess.run(['git', '-C', ws.tree, 'show',
+                                   f'HEAD:{path}'], capture_output=True,
+                                  check=True).stdout
+            got_p = os.path.join(src, path)
+            got = open(got_p, 'rb').read() if os.path.exists(got_p) else None
+            if got != want:
+                bad.append(path)
+        deleted = git(ws.tree, 'diff', '--name-only', '--diff-filter=D',
+                      f'{BASE_REF}..HEAD').split()
+        bad += [p for p in deleted if os.path.exists(os.path.join(src, p))]
+        if bad:
+            raise WsError(f'quilt result differs from git am for {bad}')
+        return f'{npatch} patches pushed; result equals the git am tree'
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def parse_snippet(path):
+    entry = {'M': [], 'L': [], 'F': [], 'S': []}
+    with open(path) as f:
+        lines = f.read().splitlines()
+    title = lines[0] if lines else ''
+    for line in lines[1:]:
+        m = re.match(r'^([A-Z]):\t(.*)$', line)
+        if m and m.group(1) in entry:
+            entry[m.group(1)].append(m.group(2))
+    return title, entry
+
+
+def files_for_pattern(tree, pat):
+    if pat.endswith('/'):
+        d = os.path.join(tree, pat)
+        if os.path.isdir(d):
+            for dp, _, fs in os.walk(d):
+                for f in sorted(fs):
+                    return [os.path.relpath(os.path.join(dp, f), tree)]
+        return []
+    out = git(tree, 'ls-files', '--', pat)
+    return out.split()[:1]
+
+
+def test_maintainers(ws, checks):
+    snippet = os.path.join(ROOT, 'MAINTAINERS-snippet')
+    title, entry = parse_snippet(snippet)
+    name, email = wslib.identity()
+    ok = entry['M'] == [f'{name} <{email}>'] and \
+        'linux-mm@kvack.org' in entry['L']
+    checks.add('MAINTAINERS-snippet: M: is the repository identity, '
+               'L: linux-mm', ok, f'{entry["M"]} {entry["L"]}')
+    mfile = os.path.join(ws.tree, 'MAINTAINERS')
+    with open(snippet) as f:
+        snip = f.read()
+    with open(mfile) as f:
+        orig = f.read()
+    touched = 'MAINTAINERS' in ws.changed_files()
+    if touched:
+        checks.add('MAINTAINERS in the series carries the snippet',
+                   snip.strip() in orig, 'series MAINTAINERS entry and '
+                   'MAINTAINERS-snippet must be the same text')
+    try:
+        with open(mfile, 'a') as f:
+            f.write('\n' + snip)
+        for pat in entry['F']:
+            files = files_for_pattern(ws.tree, pat)
+            if not files:
+                checks.skip(f'get_maintainer.pl for F: {pat}',
+                            'no file matches yet: the series does not add '
+                            'it at this point')
+                continue
+            r = run(['perl', 'scripts/get_maintainer.pl', '--no-git',
+                     '--no-git-fallback', '--no-rolestats', '-f', files[0]],
+                    cwd=ws.tree, check=False, capture=True)
+            checks.add(f'get_maintainer.pl names the entry for {files[0]}',
+                       f'{name} <{email}>' in r.stdout, r.stdout.strip()
+                       .replace('\n', '; '))
+        diff = git(ws.tree, 'diff', '--', 'MAINTAINERS')
+        r = run(['perl', 'scripts/checkpatch.pl', '--strict', '--no-color',
+                 '--no-signoff', '-'], cwd=ws.tree, input=diff + '\n',
+                check=False, capture=True)
+        bad = [ln for ln in r.stdout.splitlines()
+               if re.match(r'^(WARNING|ERROR)', ln)]
+        checks.add('checkpatch.pl on the appended snippet: no MAINTAINERS '
+                   'warnings', not bad, '; '.join(bad))
+    finally:
+        with open(mfile, 'w') as f:
+            f.write(orig)
+
+
+def tool_selftests(checks):
+    """The workspace tool's own tests: bad input gets a clear message."""
+    with tempfile.TemporaryDirectory() as tmp:
+        results = os.path.join(tmp, 'results.json')
+        r = subprocess.run([sys.executable, os.path.join(
+            ROOT, 'tests', 'tools', 'test_ws.py'), '--results', results],
+            cwd=ROOT, text=True, capture_output=True)
+        outcomes = []
+        if os.path.exists(results):
+            with open(results) as f:
+                outcomes = json.load(f)
+    for test_id, status, detail in outcomes:
+        name = 'ws selftest ' + test_id.split('.', 1)[-1]
+        if status == 'SKIP':
+            checks.skip(name, detail)
+        else:
+            checks.add(name, status == 'ok', detail[-2000:])
+    if r.returncode != 0 or not outcomes:
+        print((r.stdout + r.stderr)[-6000:])
+        checks.add('ws selftests ran', bool(outcomes) and r.returncode == 0,
+                   f'exit {r.returncode}, {len(outcomes)} results')
+
+
+def test_job(args):
+    t0 = time.monotonic()
+    checks = Checks()
+    if not args.skip_setup:
+        step(checks, 'setup: every package installed from Debian',
+             wslib.setup_packages)
+    if step(checks, 'base: pinned package installed, sha256 verified, '
+            'imported', wslib.ensure_base) is None:
+        return checks.finish()
+    with banner('tool self-tests'):
+        tool_selftests(checks)
+    ws = step(checks, 'apply: series applied with git am',
+              owned_workspace, args.work)
+    if ws is None:
+        return checks.finish()
+    with banner('export round trip'):
+        r = step(checks, 'export round trip is byte-identical',
+                 test_roundtrip, ws, checks)
+    with banner('quilt push -a'):
+        step(checks, 'quilt push -a on a fresh base checkout', test_quilt,
+             ws, checks)
+    with banner('MAINTAINERS-snippet'):
+        try:
+            test_maintainers(ws, checks)
+        except WsError as e:
+            checks.add('MAINTAINERS-snippet test', False, str(e))
+    built = step(checks, 'config and build', lambda: (ws.configure(),
+                                                        ws.build()))
+    if built:
+        try:
+            ws.gates(checks)
+        except WsError as e:
+            checks.add('review gates', False, str(e))
+        boot_tests(ws, checks)
+        kunit_tests(ws, checks)
+    print(f'\ntest command: {fmt_secs(time.monotonic() - t0)} in all')
+    return checks.finish()
+
+
+def record_boot(checks, res, label):
+    checks.add(f'boot {label}: clean log, init ran, VM ended',
+               res.done and not res.problems and not res.timed_out,
+               res.summary() if not res.ok else
+               f'init at {res.init_uptime}s, {fmt_secs(res.wall)} wall')
+    for name, ok, why in res.checks:
+        checks.add(f'boot {label}: {name}', ok, why)
+
+
+def boot_tests(ws, checks):
+    """Boots the test command makes; later parts of the series add some."""
+    res = ws.boot(name='boot-smoke', timeout=600)
+    print(res.summary())
+    record_boot(checks, res, 'smoke')
+
+
+def kunit_tests(ws, checks):
+    res = ws.kunit(name='kunit')
+    print(res.summary())
+    for case, st in res.cases:
+        if st == 'SKIP':
+            why = res.skip_reasons.get(case.rsplit('.', 1)[-1]) or \
+                'no reason given'
+            checks.skip(f'kunit {case}', why)
+        else:
+            checks.add(f'kunit {case}', st == 'PASS', st)
+    checks.add('kunit: "Testing complete" line, no failure or crash',
+               res.summary_line is not None and
+               not res.counts.get('failed') and
+               not res.counts.get('crashed') and res.error is None,
+               res.summary_line or res.error or '')
+    checks.add('kunit: every suite of tests/kunit-suites ran',
+               not res.missing, f'missing: {res.missing}' if res.missing
+               else f'{len(res.suites)} suites')
+    checks.add('kunit: kernel log free of warnings, lockdep and KASAN',
+               not res.problems, '; '.join(l for _, l in res.problems[:5]))
