@@ -31,7 +31,6 @@ PACKAGES = [
     ('sparse', 'sparse'),
     ('gcc', 'gcc'),
     ('make', 'make'),
-    ('bc', 'bc'),
     ('bison', 'bison'),
     ('flex', 'flex'),
     ('libelf-dev', '/usr/include/libelf.h'),
@@ -41,6 +40,9 @@ PACKAGES = [
     ('perl', 'perl'),
     ('git', 'git'),
     ('python3', 'python3'),
+    ('liburcu-dev', '/usr/include/urcu.h'),
+    ('valgrind', 'valgrind'),
+    ('bc', 'bc'),
 ]
 
 
@@ -455,7 +457,10 @@ def format_patches(tree, outdir):
     if desc:
         cmd += ['--cover-letter', '--cover-from-description=subject']
     cmd.append(f'{BASE_REF}..HEAD')
-    run(cmd, capture=True)
+    # The cover letter is dated like the newest patch, so that an
+    # unchanged series exports to the same bytes.
+    date = git(tree, 'log', '-1', '--format=%aI', 'HEAD')
+    run(cmd, capture=True, env={'GIT_COMMITTER_DATE': date})
     return sorted(n for n in os.listdir(outdir) if n.endswith('.patch'))
 
 

@@ -308,6 +308,7 @@ def test_job(args):
             checks.add('review gates', False, str(e))
         boot_tests(ws, checks)
         kunit_tests(ws, checks)
+    userspace_tests(ws, checks)
     print(f'\ntest command: {fmt_secs(time.monotonic() - t0)} in all')
     return checks.finish()
 
@@ -328,23 +329,62 @@ def boot_tests(ws, checks):
     record_boot(checks, res, 'smoke')
 
 
+def userspace_tests(ws, checks):
+    """Harnesses that build series code in userspace (tools/testing/)."""
+    for sub, what in USERSPACE_HARNESSES:
+        d = os.path.join(ws.tree, sub)
+        if not os.path.isdir(d):
+            checks.skip(f'{what}', f'{sub} is not in the series yet')
+            continue
+        with banner(f'{what}: make check'):
+            r = run(['make', '-C', d, f'-j{os.cpu_count() or 2}', 'check'],
+                    check=False, capture=True)
+        lines = re.findall(r'^(\S+): seed (\d+): (\d+) passed, (\d+) '
+                           r'failed$', r.stdout, re.M)
+        for prog, seed, p, f in lines:
+            checks.add(f'{what}: {prog} (seed {seed})', int(f) == 0,
+                       f'{p} passed, {f} failed')
+        if r.returncode != 0 or not lines:
+            print(r.stdout[-4000:])
+            checks.add(f'{what}: make check', False,
+                       f'exit {r.returncode}, {len(lines)} result lines')
+
+
+USERSPACE_HARNESSES = [
+    ('tools/testing/mem_table', 'mem_table userspace harness'),
+]
+
+# KUnit runs: the default boot (5-level paging under -cpu max), and the
+# same kernel with no5lvl, so that geometry-dependent suites see both.
+KUNIT_RUNS = [
+    ('kunit', []),
+    ('kunit-no5lvl', ['no5lvl']),
+]
+
+
 def kunit_tests(ws, checks):
-    res = ws.kunit(name='kunit')
+    for name, cmdline in KUNIT_RUNS:
+        kunit_run(ws, checks, name, cmdline)
+
+
+def kunit_run(ws, checks, name, cmdline):
+    res = ws.kunit(name=name, cmdline=cmdline)
     print(res.summary())
+    label = name
     for case, st in res.cases:
         if st == 'SKIP':
             why = res.skip_reasons.get(case.rsplit('.', 1)[-1]) or \
                 'no reason given'
-            checks.skip(f'kunit {case}', why)
+            checks.skip(f'{label} {case}', why)
         else:
-            checks.add(f'kunit {case}', st == 'PASS', st)
-    checks.add('kunit: "Testing complete" line, no failure or crash',
+            checks.add(f'{label} {case}', st == 'PASS', st)
+    checks.add(f'{label}: "Testing complete" line, no failure or crash',
                res.summary_line is not None and
                not res.counts.get('failed') and
                not res.counts.get('crashed') and res.error is None,
                res.summary_line or res.error or '')
-    checks.add('kunit: every suite of tests/kunit-suites ran',
+    checks.add(f'{label}: every suite of tests/kunit-suites ran',
                not res.missing, f'missing: {res.missing}' if res.missing
                else f'{len(res.suites)} suites')
-    checks.add('kunit: kernel log free of warnings, lockdep and KASAN',
+    checks.add(f'{label}: kernel log free of warnings, lockdep and KASAN',
                not res.problems, '; '.join(l for _, l in res.problems[:5]))
