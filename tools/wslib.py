@@ -40,7 +40,7 @@ PACKAGES = [
     ('perl', 'perl'),
     ('git', 'git'),
     ('python3', 'python3'),
-    ('liburcu-dev', '/usr/include/urcu.h'),
+    ('liburcu-dev', 'dpkg:liburcu-dev'),
     ('valgrind', 'valgrind'),
     ('bc', 'bc'),
 ]
@@ -226,8 +226,12 @@ def apt_install(pkgs):
 def missing_packages():
     miss = []
     for pkg, probe in PACKAGES:
-        present = os.path.exists(probe) if probe.startswith('/') \
-            else shutil.which(probe)
+        if probe.startswith('dpkg:'):
+            present = installed_version(probe[5:]) is not None
+        elif probe.startswith('/'):
+            present = os.path.exists(probe)
+        else:
+            present = shutil.which(probe)
         if not present:
             miss.append(pkg)
     return miss
@@ -355,6 +359,7 @@ def ensure_base():
     if os.path.exists(stamp):
         with open(stamp) as f:
             if f.read().strip() == digest:
+                git(repo, 'config', 'gc.auto', '0')
                 return repo
     if os.path.exists(repo):
         shutil.rmtree(repo)
@@ -379,15 +384,26 @@ def ensure_base():
                'GIT_AUTHOR_NAME': name, 'GIT_AUTHOR_EMAIL': email,
                'GIT_COMMITTER_NAME': name, 'GIT_COMMITTER_EMAIL': email}
         git(repo, 'init', '-q', '-b', 'base')
+        # Never let an automatic gc repack and prune this repository in
+        # the background: clones hard-link its loose objects, and a
+        # prune racing a clone breaks it.
+        git(repo, 'config', 'gc.auto', '0')
         # -f: the tarball is the base; its own ignore rules must not
         # drop any file it ships.
         git(repo, 'add', '-A', '-f', '.')
-        run(['git', '-C', repo, 'commit', '-q', '--no-verify', '-F', '-'],
+        run(['git', '-C', repo, '-c', 'gc.auto=0', 'commit', '-q',
+             '--no-verify', '-F', '-'],
             input=base_commit_message(base, digest), env=env, capture=True)
         git(repo, 'tag', '-f', BASE_REF)
         with open(stamp, 'w') as f:
             f.write(digest + '\n')
     return repo
+
+
+def clone_base(repo, tree):
+    """Clone the base repository (hard links) into a new work tree."""
+    run(['git', '-c', 'gc.auto=0', 'clone', '-q', '--no-checkout',
+         '--config', 'gc.auto=0', repo, tree], capture=True)
 
 
 def identity():
@@ -558,8 +574,7 @@ class Workspace:
         else:
             os.makedirs(self.work, exist_ok=True)
             with banner(f'creating the work tree {self.tree}'):
-                run(['git', 'clone', '-q', '--no-checkout', repo, self.tree],
-                    capture=True)
+                clone_base(repo, self.tree)
                 git(self.tree, 'checkout', '-q', '-B', 'series', BASE_REF)
         name, email = identity()
         git(self.tree, 'config', 'user.name', name)
@@ -597,8 +612,7 @@ class Workspace:
 
     def apply_fresh_clone(self):
         repo = ensure_base()
-        run(['git', 'clone', '-q', '--no-checkout', repo, self.tree],
-            capture=True)
+        clone_base(repo, self.tree)
         git(self.tree, 'checkout', '-q', '-B', 'series', BASE_REF)
 
     def _am(self, plist, patches):

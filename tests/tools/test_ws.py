@@ -107,6 +107,15 @@ class BaseInstall(EnvCase):
                     self.assertNotIn(conf['BASE_SHA256'], text, name)
 
 
+class BaseCache(EnvCase):
+    def test_no_background_gc(self):
+        """A gc pruning the cache while a clone hard-links it breaks it."""
+        repo = wslib.ensure_base()
+        r = subprocess.run(['git', '-C', repo, 'config', 'gc.auto'],
+                           capture_output=True, text=True)
+        self.assertEqual(r.stdout.strip(), '0')
+
+
 class SeriesInput(EnvCase):
     @classmethod
     def setUpClass(cls):
