@@ -363,6 +363,9 @@ def ensure_base():
                 return repo
     if os.path.exists(repo):
         shutil.rmtree(repo)
+    for old in os.listdir(cache_dir()):
+        if old.startswith('import-'):	# left by an interrupted import
+            shutil.rmtree(os.path.join(cache_dir(), old), ignore_errors=True)
     with banner(f'importing {base.package} {base.version} into {repo}'):
         tmp = tempfile.mkdtemp(prefix='import-', dir=cache_dir())
         try:
