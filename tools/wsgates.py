@@ -15,7 +15,7 @@ import re
 import subprocess
 import tempfile
 
-from wslib import BASE_REF, WsError, banner, git, run, series_patches
+from wslib import BASE_REF, ROOT, WsError, banner, git, run, series_patches
 
 TOTAL_RX = re.compile(r'total: (\d+) errors, (\d+) warnings, (?:(\d+) '
                       r'checks, )?(\d+) lines checked')
@@ -23,14 +23,32 @@ DIAG_RX = re.compile(r'^(\S+?):(\d+):(?:\d+:)? (warning|error): (.*)$', re.M)
 KDOC_RX = re.compile(r'^(?:\S+?:\d+: )?(warning|error): (.*)$', re.M)
 
 
+EXCEPTIONS = os.path.join(ROOT, 'tests', 'checkpatch-exceptions')
+
+
+def read_exceptions():
+    """{(patch, type): count} from tests/checkpatch-exceptions."""
+    allowed = {}
+    if os.path.exists(EXCEPTIONS):
+        with open(EXCEPTIONS) as f:
+            for line in f:
+                line = line.strip()
+                if not line or line.startswith('#'):
+                    continue
+                patch, typ, count, _why = line.split(None, 3)
+                allowed[(patch, typ)] = int(count)
+    return allowed
+
+
 def checkpatch(ws, checks):
     patches = series_patches()
     script = os.path.join(ws.tree, 'scripts', 'checkpatch.pl')
+    allowed = read_exceptions()
     total_checks = 0
     for p in patches:
         name = os.path.basename(p)
-        r = run(['perl', script, '--strict', '--no-color', '--showfile', p],
-                cwd=ws.tree, check=False, capture=True)
+        r = run(['perl', script, '--strict', '--no-color', '--showfile',
+                 '--show-types', p], cwd=ws.tree, check=False, capture=True)
         out = r.stdout
         m = TOTAL_RX.search(out)
         if not m:
@@ -42,10 +60,21 @@ def checkpatch(ws, checks):
         total_checks += nchk
         for block in re.findall(r'^CHECK:.*(?:\n(?!\n).*)*', out, re.M):
             print(f'  {name}: {block}')
-        if errs or warns:
+        # With --showfile a warning reads "file:line: WARNING:TYPE: ...".
+        waived = {}
+        for typ in re.findall(r'\bWARNING:(\w+):', out):
+            if waived.get(typ, 0) < allowed.get((name, typ), 0):
+                waived[typ] = waived.get(typ, 0) + 1
+        unwaived = warns - sum(waived.values())
+        for typ, n in waived.items():
+            print(f'  {name}: {n} {typ} warning(s) allowed by '
+                  'tests/checkpatch-exceptions')
+        if errs or unwaived:
             print(out)
-        checks.add(f'checkpatch --strict {name}', errs == 0 and warns == 0,
-                   f'{errs} errors, {warns} warnings, {nchk} checks')
+        checks.add(f'checkpatch --strict {name}', errs == 0 and not unwaived,
+                   f'{errs} errors, {unwaived} warnings'
+                   + (f' ({sum(waived.values())} allowed)' if waived else '')
+                   + f', {nchk} checks')
     print(f'checkpatch: {total_checks} CHECK lines over {len(patches)} '
           'patches', flush=True)
 
