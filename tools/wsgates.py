@@ -24,6 +24,21 @@ KDOC_RX = re.compile(r'^(?:\S+?:\d+: )?(warning|error): (.*)$', re.M)
 
 
 EXCEPTIONS = os.path.join(ROOT, 'tests', 'checkpatch-exceptions')
+BUILD_EXCEPTIONS = os.path.join(ROOT, 'tests', 'build-warning-exceptions')
+
+
+def read_build_exceptions():
+    """{(file, warning text)} from tests/build-warning-exceptions."""
+    allowed = set()
+    if os.path.exists(BUILD_EXCEPTIONS):
+        with open(BUILD_EXCEPTIONS) as f:
+            for line in f:
+                line = line.strip()
+                if not line or line.startswith('#'):
+                    continue
+                path, text, _why = (x.strip() for x in line.split(' | ', 2))
+                allowed.add((path, text))
+    return allowed
 
 
 def read_exceptions():
@@ -131,6 +146,7 @@ def normalise(ws, fname):
 
 def w1_sparse(ws, checks):
     added = ws.added_lines()
+    allowed = read_build_exceptions()
     for path in ws.changed_files():
         if not path.endswith('.c') or not path.startswith(
                 ('arch/', 'kernel/', 'mm/', 'lib/', 'drivers/', 'include/')):
@@ -144,6 +160,10 @@ def w1_sparse(ws, checks):
         ours = []
         for m in DIAG_RX.finditer(r.stdout):
             f = normalise(ws, m.group(1))
+            if (f, m.group(4).strip()) in allowed:
+                print(f'  accepted (tests/build-warning-exceptions): '
+                      f'{f}:{m.group(2)}: {m.group(4)}')
+                continue
             if int(m.group(2)) in added.get(f, ()):
                 ours.append(f'{f}:{m.group(2)}: {m.group(3)}: '
                             f'{m.group(4)}')

@@ -43,6 +43,8 @@ PACKAGES = [
     ('liburcu-dev', 'dpkg:liburcu-dev'),
     ('valgrind', 'valgrind'),
     ('bc', 'bc'),
+    ('ovmf', '/usr/share/ovmf/OVMF.fd'),
+    ('libc6-dev', '/usr/lib/x86_64-linux-gnu/libc.a'),
 ]
 
 

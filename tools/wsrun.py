@@ -314,20 +314,80 @@ def test_job(args):
     return checks.finish()
 
 
-def record_boot(checks, res, label):
+def record_boot(checks, res, label, required=()):
+    """Record a boot; each name in required must have a ws-check line."""
     checks.add(f'boot {label}: clean log, init ran, VM ended',
                res.done and not res.problems and not res.timed_out,
                res.summary() if not res.ok else
                f'init at {res.init_uptime}s, {fmt_secs(res.wall)} wall')
+    if res.qmp_error:
+        checks.add(f'boot {label}: QMP script', False, res.qmp_error)
     for name, ok, why in res.checks:
         checks.add(f'boot {label}: {name}', ok, why)
+    seen = set(name for name, _, _ in res.checks)
+    for name in required:
+        if name not in seen:
+            checks.add(f'boot {label}: {name}', False,
+                       'the guest never printed this check')
+
+
+# The memory hot-add test: a pc-dimm of this size, in MiB.
+HOTPLUG_MB = 1024
+OVMF = '/usr/share/ovmf/OVMF.fd'
+
+
+def hotplug_qmp(size_mb, addr=None):
+    """QMP side of tests/boot.d/20-hotplug.sh: add a pc-dimm, remove it."""
+    def script(qmp, console):
+        console.wait_for('ws-hotplug: ready', 300)
+        qmp.cmd('object-add', **{'qom-type': 'memory-backend-ram',
+                                 'id': 'ws-hp-mem', 'size': size_mb << 20})
+        dimm = {'driver': 'pc-dimm', 'id': 'ws-hp-dimm',
+                'memdev': 'ws-hp-mem'}
+        if addr is not None:
+            dimm['addr'] = addr
+        qmp.cmd('device_add', **dimm)
+        console.wait_for('ws-hotplug: offlined', 600)
+        qmp.cmd('device_del', id='ws-hp-dimm')
+    return script
 
 
 def boot_tests(ws, checks):
-    """Boots the test command makes; later parts of the series add some."""
+    """The boots of the test command.
+
+    smoke: the plain boot.  hotplug: a pc-dimm added and removed over QMP
+    on a 4K direct map (tests/boot.d/20-hotplug.sh); hotplug-64g: the same
+    at 64 GiB, far enough that the vmemmap needs a table of its own too.
+    efi-pti: under OVMF,
+    with EFI runtime services and page-table isolation forced on, for the
+    page-table census of efi_mm and of PTI's user tables.
+    """
     res = ws.boot(name='boot-smoke', timeout=600)
     print(res.summary())
-    record_boot(checks, res, 'smoke')
+    record_boot(checks, res, 'smoke', ['census-init_mm', 'census-current'])
+
+    res = ws.boot(name='boot-hotplug', timeout=900,
+                  cmdline=[f'ws.hotplug={HOTPLUG_MB}', 'debug_pagealloc=on'],
+                  qemu_args=['-m', '1G,slots=2,maxmem=4G'],
+                  qmp_script=hotplug_qmp(HOTPLUG_MB))
+    print(res.summary())
+    record_boot(checks, res, 'hotplug',
+                ['hotplug-accounting-online-removed', 'census-init_mm'])
+
+    res = ws.boot(name='boot-hotplug-64g', timeout=900,
+                  cmdline=[f'ws.hotplug={HOTPLUG_MB}', 'debug_pagealloc=on'],
+                  qemu_args=['-m', '1G,slots=2,maxmem=80G'],
+                  qmp_script=hotplug_qmp(HOTPLUG_MB, addr=64 << 30))
+    print(res.summary())
+    record_boot(checks, res, 'hotplug-64g',
+                ['hotplug-accounting-online-removed', 'census-init_mm'])
+
+    res = ws.boot(name='boot-efi-pti', timeout=900,
+                  cmdline=['ws.efi', 'pti=on'],
+                  qemu_args=['-bios', OVMF])
+    print(res.summary())
+    record_boot(checks, res, 'efi-pti',
+                ['census-efi_mm', 'pti-enabled', 'census-init_mm'])
 
 
 def userspace_tests(ws, checks):
@@ -356,10 +416,11 @@ USERSPACE_HARNESSES = [
 ]
 
 # KUnit runs: the default boot (5-level paging under -cpu max), and the
-# same kernel with no5lvl, so that geometry-dependent suites see both.
+# same kernel with no5lvl, so that geometry-dependent suites see both; the
+# second also forces page-table isolation on, for the pgtable_ctor suite.
 KUNIT_RUNS = [
     ('kunit', []),
-    ('kunit-no5lvl', ['no5lvl']),
+    ('kunit-no5lvl-pti', ['no5lvl', 'pti=on']),
 ]
 
 

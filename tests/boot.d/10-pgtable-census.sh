@@ -1,0 +1,39 @@
+# SPDX-License-Identifier: GPL-2.0
+# The page-table census (CONFIG_DEBUG_PGTABLE_CTOR): on every boot, every
+# table of init_mm, of this process and, under EFI, of efi_mm passed its
+# constructor.  "ws.efi" on the command line says the boot is under OVMF
+# and efi_mm must be there; "pti=on" says the census must have walked the
+# user copy of the PGD.
+
+# census_read FILE: set c_pte, c_pmd, c_pages and c_unc from a census file,
+# with shell builtins only (a fork would add its own page tables).
+census_read() {
+	c_pte= c_pmd= c_pages= c_unc=
+	while read -r a b c _; do
+		case $a in
+		pte) c_pte=$b ;;
+		pmd) c_pmd=$b ;;
+		constructed) c_pages=$c ;;
+		unconstructed:) c_unc=$b ;;
+		esac
+	done < "$1"
+}
+
+census_check() {
+	census_read "/sys/kernel/debug/pgtable_ctor/$1"
+	echo "ws-report: census $1: $c_pages constructed table pages, $c_unc unconstructed"
+	ws_check "census-$1" test "$c_unc" = 0 -a -n "$c_pages"
+}
+
+if [ -d /sys/kernel/debug/pgtable_ctor ]; then
+	census_check init_mm
+	census_check current
+	if ws_cmdline_has ws.efi; then
+		ws_check efi-runtime test -d /sys/firmware/efi
+		ws_check efi-mm-census test -e /sys/kernel/debug/pgtable_ctor/efi_mm
+	fi
+	[ -e /sys/kernel/debug/pgtable_ctor/efi_mm ] && census_check efi_mm
+	if ws_cmdline_has pti=on; then
+		ws_check pti-enabled grep -qw pti /proc/cpuinfo
+	fi
+fi

@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: GPL-2.0
+# Memory hotplug, when the command line has ws.hotplug=SIZE_MB.  The host
+# hot-adds a pc-dimm of SIZE_MB over QMP once this script prints
+# "ws-hotplug: ready", and removes it once it prints "ws-hotplug: offlined".
+# The boot uses debug_pagealloc=on, so that the direct map is 4K and the
+# new memory needs PTE tables of its own.  Checked at each step: no table
+# escaped its constructor, the new memory's tables were counted, and the
+# PageTables counter moved exactly as the census of init_mm did (no
+# accounting leak, on the way in or out).  Needs 10-pgtable-census.sh.
+
+# hp_snapshot NAME: record the census and PageTables as NAME_*.
+hp_snapshot() {
+	echo 1 > /proc/sys/vm/stat_refresh
+	census_read /sys/kernel/debug/pgtable_ctor/init_mm
+	pt=
+	while read -r key val _; do
+		[ "$key" = PageTables: ] && pt=$val
+	done < /proc/meminfo
+	eval "${1}_pte=$c_pte ${1}_pmd=$c_pmd ${1}_pages=$c_pages"
+	eval "${1}_unc=$c_unc ${1}_pt=$pt"
+	echo "ws-report: hotplug $1: census $c_pte PTE, $c_pmd PMD tables," \
+	     "$c_pages pages, $c_unc unconstructed; PageTables $pt kB"
+}
+
+# hp_blocks: set nblocks to the number of memory blocks.
+hp_blocks() {
+	set -- /sys/devices/system/memory/memory*
+	nblocks=$#
+}
+
+# hp_ram: set nram to the number of "System RAM" ranges in /proc/iomem.
+# Hot-remove releases the range after it has freed the direct map's
+# tables, while the memory blocks go away before: the range is the sign
+# that the removal is complete.
+hp_ram() {
+	nram=0
+	while read -r line; do
+		case $line in *"System RAM"*) nram=$((nram + 1)) ;; esac
+	done < /proc/iomem
+}
+
+# hp_wait FUNC VAR WANT: wait up to 120 s for FUNC to set VAR to WANT.
+hp_wait() {
+	i=0
+	$1
+	while eval "[ \"\$$2\" != $3 ]" && [ $i -lt 240 ]; do
+		sleep 0.5
+		i=$((i + 1))
+		$1
+	done
+	eval "[ \"\$$2\" = $3 ]"
+}
+
+# hp_list: set blocks to the names of the memory blocks.
+hp_list() {
+	blocks=
+	for b in /sys/devices/system/memory/memory*; do
+		blocks="$blocks ${b##*/}"
+	done
+}
+
+# hp_set_state STATE: write STATE to each hot-added block; all must take it.
+hp_set_state() {
+	hp_ok=true
+	for b in $hp_new; do
+		echo "$1" > "/sys/devices/system/memory/$b/state" || hp_ok=false
+	done
+	$hp_ok
+}
+
+# hp_accounting A B: PageTables moved from A to B as the census of init_mm
+# did, give or take two pages: the PGD of an exited process (each "sleep"
+# above) is freed only when no CPU holds its mm as the lazy TLB mm any
+# more, which is up to the scheduler, one per CPU.  A missing constructor
+# or destructor for the new memory's tables would be hundreds of pages.
+hp_accounting() {
+	eval "dpt=\$((${2}_pt - ${1}_pt)) dpages=\$((${2}_pages - ${1}_pages))"
+	drift=$((dpt - dpages * 4))
+	echo "ws-report: hotplug $1->$2: PageTables $dpt kB," \
+	     "census $dpages pages (drift $drift kB)"
+	ws_check "hotplug-accounting-$1-$2" test "$drift" -ge -8 -a "$drift" -le 8
+}
+
+hp_size_mb=
+for word in $(cat /proc/cmdline); do
+	case $word in ws.hotplug=*) hp_size_mb=${word#ws.hotplug=} ;; esac
+done
+
+if [ -n "$hp_size_mb" ]; then
+	read -r bs < /sys/devices/system/memory/block_size_bytes
+	hp_new_blocks=$((hp_size_mb * 1024 * 1024 / 0x$bs))
+	hp_new_ptes=$((hp_size_mb / 2))
+	hp_blocks
+	hp_base_blocks=$nblocks
+	hp_ram
+	hp_base_ram=$nram
+	hp_list
+	hp_base_list="$blocks "
+	hp_snapshot before
+	ws_check hotplug-4k-direct-map grep -q debug_pagealloc=on /proc/cmdline
+	echo "ws-hotplug: ready"
+
+	ws_check hotplug-added \
+		hp_wait hp_blocks nblocks $((hp_base_blocks + hp_new_blocks))
+	hp_snapshot added
+	hp_list
+	hp_new=
+	for b in $blocks; do
+		case "$hp_base_list" in *" $b "*) ;; *) hp_new="$hp_new $b" ;; esac
+	done
+	echo "ws-report: hotplug: new memory blocks:$hp_new"
+	ws_check hotplug-added-constructed test "$added_unc" = 0
+	ws_check hotplug-added-tables \
+		test $((added_pte - before_pte)) -ge "$hp_new_ptes"
+	hp_accounting before added
+
+	ws_check hotplug-online hp_set_state online_movable
+	hp_snapshot online
+	ws_check hotplug-online-constructed test "$online_unc" = 0
+	hp_accounting added online
+	ws_check hotplug-offline hp_set_state offline
+	echo "ws-hotplug: offlined"
+
+	ws_check hotplug-removed hp_wait hp_ram nram "$hp_base_ram"
+	hp_blocks
+	ws_check hotplug-removed-blocks test "$nblocks" = "$hp_base_blocks"
+	hp_snapshot removed
+	ws_check hotplug-removed-constructed test "$removed_unc" = 0
+	ws_check hotplug-removed-tables \
+		test $((online_pte - removed_pte)) -ge "$hp_new_ptes"
+	hp_accounting online removed
+fi

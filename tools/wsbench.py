@@ -1,0 +1,171 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The page-table constructor benchmark: the series against its base.
+
+Builds two kernels from the same configuration (kernel-config/base.config
+plus tests/bench/bench.config, no debug options): the pinned base, from a
+git worktree at ws/base, and the work tree with the series.  Boots each
+under QEMU TCG with -icount shift=0,sleep=off and one vCPU, where guest
+time is guest instructions (one per nanosecond) and a run is
+deterministic.  The guest (tests/bench/init) runs
+
+  - a fork+exit loop (tests/bench/forkexit.c), and
+  - lib/test_vmalloc.c's fix_size_alloc_test (vmalloc+vfree of one page),
+
+each several times.  The figure is the median over the runs of the guest
+instructions per operation, the spread of the runs, and the ratio
+series/base.  A boot is deterministic, but the runs within one boot are
+not alike (the page allocator, RCU and the timer tick do different work
+each time), so only a median over several runs compares.  Figures, not a
+timed test: nothing here passes or fails on a number.
+"""
+
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import time
+
+from wslib import (ROOT, WsError, banner, info, run, fmt_secs,
+                   run_with_heartbeat)
+
+BENCH_SRC = os.path.join(ROOT, 'tests', 'bench')
+
+
+def base_worktree(ws, path):
+    """A detached git worktree of the work tree's repository at ws/base."""
+    want = run(['git', 'rev-parse', 'ws/base^{commit}'], cwd=ws.tree,
+               capture=True).stdout.strip()
+    if os.path.isdir(path):
+        have = run(['git', 'rev-parse', 'HEAD'], cwd=path, capture=True,
+                   check=False).stdout.strip()
+        if have == want:
+            return path
+        run(['git', 'worktree', 'remove', '--force', path], cwd=ws.tree,
+            check=False)
+        shutil.rmtree(path, ignore_errors=True)
+    run(['git', 'worktree', 'prune'], cwd=ws.tree)
+    run(['git', 'worktree', 'add', '--detach', path, want], cwd=ws.tree,
+        capture=True)
+    return path
+
+
+def build_kernel(ws, label, src, out):
+    """Configure and build bzImage and test_vmalloc.ko; return both."""
+    frags = [os.path.join(ROOT, 'kernel-config', 'base.config'),
+             os.path.join(BENCH_SRC, 'bench.config')]
+    os.makedirs(out, exist_ok=True)
+    env = ws.make_env()
+    jobs = os.environ.get('WS_JOBS') or str(os.cpu_count() or 2)
+    make = ['make', '-C', src, f'-j{jobs}', '-s', f'O={out}', 'ARCH=x86_64']
+    if shutil.which('ccache'):
+        make.append('CC=ccache gcc')
+    with banner(f'bench: building the {label} kernel in {out}'):
+        r = run(['scripts/kconfig/merge_config.sh', '-O', out] + frags,
+                cwd=src, env=env, capture=True, check=False)
+        if r.returncode != 0:
+            raise WsError('merge_config.sh failed:\n' + r.stdout[-3000:])
+        run(make + ['olddefconfig'], env=env, capture=True)
+        have = open(os.path.join(out, '.config')).read()
+        if 'CONFIG_TEST_VMALLOC=m' not in have:
+            raise WsError(f'{label}: CONFIG_TEST_VMALLOC=m did not survive')
+        run_with_heartbeat(make + ['bzImage', 'modules'], env, True, out)
+    return (os.path.join(out, 'arch/x86/boot/bzImage'),
+            os.path.join(out, 'lib/test_vmalloc.ko'))
+
+
+def build_initramfs(bench, label, module, forkexit):
+    stage = os.path.join(bench, f'initramfs-{label}')
+    shutil.rmtree(stage, ignore_errors=True)
+    for d in ('bin', 'sbin', 'proc', 'sys', 'dev'):
+        os.makedirs(os.path.join(stage, d))
+    shutil.copy2('/bin/busybox', os.path.join(stage, 'bin', 'busybox'))
+    shutil.copy2(os.path.join(BENCH_SRC, 'init'), os.path.join(stage, 'init'))
+    os.chmod(os.path.join(stage, 'init'), 0o755)
+    shutil.copy2(forkexit, os.path.join(stage, 'forkexit'))
+    shutil.copy2(module, os.path.join(stage, 'test_vmalloc.ko'))
+    files = run(['find', '.', '-print0'], cwd=stage, capture=True).stdout
+    cpio = subprocess.run(['cpio', '--quiet', '-o', '-0', '-H', 'newc',
+                           '--owner=0:0'], cwd=stage, input=files.encode(),
+                          stdout=subprocess.PIPE, check=True).stdout
+    out = os.path.join(bench, f'initramfs-{label}.cpio')
+    with open(out, 'wb') as f:
+        f.write(cpio)
+    return out
+
+
+def boot(bench, label, bzimage, initrd, args):
+    cmdline = ['console=ttyS0', 'panic=-1', 'quiet',
+               f'ws.forks={args.forks}', f'ws.vloops={args.vloops}',
+               f'ws.reps={args.reps}']
+    cmd = ['qemu-system-x86_64', '-nodefaults', '-no-reboot',
+           '-display', 'none', '-serial', 'stdio', '-accel', 'tcg',
+           '-icount', 'shift=0,sleep=off', '-cpu', 'max', '-smp', '1',
+           '-m', '1G', '-kernel', bzimage, '-initrd', initrd,
+           '-append', ' '.join(cmdline)]
+    log = os.path.join(bench, f'{label}.log')
+    t0 = time.monotonic()
+    with banner(f'bench: booting the {label} kernel'):
+        try:
+            r = subprocess.run(cmd, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=3600)
+        except subprocess.TimeoutExpired:
+            raise WsError(f'{label}: the benchmark boot timed out')
+    text = r.stdout.decode('utf-8', 'replace')
+    with open(log, 'w') as f:
+        f.write('$ ' + ' '.join(cmd) + '\n' + text)
+    if 'ws-bench: done' not in text:
+        raise WsError(f'{label}: the guest never finished; see {log}')
+    forks = [int(t) / int(n) for n, t in re.findall(
+        r'ws-bench: forkexit: (\d+) forks (\d+) ns', text)]
+    vm = [int(us) * 1000 / int(loops) for loops, us in re.findall(
+        r'Summary: fix_size_alloc_test passed: 1 failed: 0 repeat: 1 '
+        r'loops: (\d+) avg: (\d+) usec', text)]
+    # busybox insmod retries with init_module() when finit_module() fails,
+    # and test_vmalloc always fails its load: two runs per insmod.
+    if len(forks) != args.reps or len(vm) < args.reps:
+        raise WsError(f'{label}: expected {args.reps} runs of each '
+                      f'workload, got {len(forks)} and {len(vm)}; see {log}')
+    info(f'{label}: {fmt_secs(time.monotonic() - t0)} wall')
+    return {'fork+exit': forks, 'fix_size_alloc_test': vm}
+
+
+def spread(runs):
+    return (max(runs) / min(runs) - 1) * 100
+
+
+def bench(ws, args):
+    if not os.path.isdir(ws.tree):
+        raise WsError(f'no work tree at {ws.tree}; run "tools/ws apply"')
+    bench_dir = os.path.join(ws.work, 'bench')
+    os.makedirs(bench_dir, exist_ok=True)
+    forkexit = os.path.join(bench_dir, 'forkexit')
+    run(['gcc', '-static', '-O2', '-Wall', '-o', forkexit,
+         os.path.join(BENCH_SRC, 'forkexit.c')])
+    kernels = [('base', base_worktree(ws, os.path.join(bench_dir,
+                                                       'base-src'))),
+               ('series', ws.tree)]
+    results = {}
+    for label, src in kernels:
+        bz, mod = build_kernel(ws, label, src,
+                               os.path.join(bench_dir, f'{label}-build'))
+        initrd = build_initramfs(bench_dir, label, mod, forkexit)
+        results[label] = boot(bench_dir, label, bz, initrd, args)
+    lines = [f'guest instructions per operation (qemu -icount shift=0): '
+             f'median of the runs, and their spread (max/min - 1)',
+             f'{"workload":<22}{"base":>10}{"spread":>9}{"series":>10}'
+             f'{"spread":>9}{"change":>10}']
+    for work in ('fork+exit', 'fix_size_alloc_test'):
+        b, s = results['base'][work], results['series'][work]
+        mb, ms = statistics.median(b), statistics.median(s)
+        lines.append(f'{work:<22}{mb:>10.0f}{spread(b):>8.2f}%{ms:>10.0f}'
+                     f'{spread(s):>8.2f}%{(ms / mb - 1) * 100:>+9.2f}%')
+    for label in ('base', 'series'):
+        for work, runs in results[label].items():
+            lines.append(f'  {label} {work} runs: ' +
+                         ' '.join(f'{x:.0f}' for x in runs))
+    report = '\n'.join(lines)
+    with open(os.path.join(bench_dir, 'results.txt'), 'w') as f:
+        f.write(report + '\n')
+    print(report)
