@@ -50,10 +50,10 @@ def base_worktree(ws, path):
     return path
 
 
-def build_kernel(ws, label, src, out):
+def build_kernel(ws, label, src, out, extra_frags=()):
     """Configure and build bzImage and test_vmalloc.ko; return both."""
     frags = [os.path.join(ROOT, 'kernel-config', 'base.config'),
-             os.path.join(BENCH_SRC, 'bench.config')]
+             os.path.join(BENCH_SRC, 'bench.config')] + list(extra_frags)
     os.makedirs(out, exist_ok=True)
     env = ws.make_env()
     jobs = os.environ.get('WS_JOBS') or str(os.cpu_count() or 2)
@@ -167,5 +167,104 @@ def bench(ws, args):
                          ' '.join(f'{x:.0f}' for x in runs))
     report = '\n'.join(lines)
     with open(os.path.join(bench_dir, 'results.txt'), 'w') as f:
+        f.write(report + '\n')
+    print(report)
+
+
+# ---------------------------------------------------------------------------
+# PKS: the cost of a write window (tools/ws bench --pks)
+
+PKS_RX = re.compile(r'^ws-bench-pks: (outer|nested) pairs (\d+) ns (\d+) '
+                    r'msr_writes (\d+) elided (\d+) pks (on|off)\r?$', re.M)
+
+
+def pks_boot(bench_dir, label, bzimage, initrd, args, cmdline):
+    cmd = ['qemu-system-x86_64', '-nodefaults', '-no-reboot',
+           '-display', 'none', '-serial', 'stdio', '-accel', 'tcg',
+           '-icount', 'shift=0,sleep=off', '-cpu', 'max', '-smp', '1',
+           '-m', '1G', '-kernel', bzimage, '-initrd', initrd,
+           '-append', ' '.join(['console=ttyS0', 'panic=-1', 'quiet',
+                                'kunit.enable=0', f'ws.pairs={args.pairs}',
+                                f'ws.reps={args.reps}'] + cmdline)]
+    log = os.path.join(bench_dir, f'{label}.log')
+    with banner(f'bench: booting {label}'):
+        try:
+            r = subprocess.run(cmd, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=3600)
+        except subprocess.TimeoutExpired:
+            raise WsError(f'{label}: the benchmark boot timed out')
+    text = r.stdout.decode('utf-8', 'replace')
+    with open(log, 'w') as f:
+        f.write('$ ' + ' '.join(cmd) + '\n' + text)
+    runs = {'outer': [], 'nested': []}
+    for mode, pairs, ns, writes, elided, _ in PKS_RX.findall(text):
+        runs[mode].append((int(pairs), int(ns), int(writes), int(elided)))
+    if 'ws-bench: done' not in text or \
+            any(len(v) != args.reps for v in runs.values()):
+        raise WsError(f'{label}: expected {args.reps} runs of each mode; '
+                      f'see {log}')
+    boot_writes = re.search(r'^ws-bench-pks: boot writes (.*?)\r?$', text, re.M)
+    return runs, boot_writes.group(1).strip() if boot_writes else None
+
+
+def bench_pks(ws, args):
+    """Guest instructions and IA32_PKRS writes per window open/close pair.
+
+    One kernel (the series, base.config + bench.config + pks.config),
+    booted twice under qemu -icount shift=0 with one vCPU: with PKS, and
+    with "nopks", where a window is a patched-out static branch.  The
+    guest (tests/bench/pks-init) drives the debugfs file x86/pks/bench of
+    the x86_pks test code: "outer" pairs open and close a window on a
+    closed key, "nested" pairs do it inside an open window, where the
+    per-CPU cache finds nothing to write.  Writes "without the cache" are
+    the writes plus the ones the cache elided.
+    """
+    if not os.path.isdir(ws.tree):
+        raise WsError(f'no work tree at {ws.tree}; run "tools/ws apply"')
+    bench_dir = os.path.join(ws.work, 'bench')
+    os.makedirs(bench_dir, exist_ok=True)
+    bz, _ = build_kernel(ws, 'series (PKS)', ws.tree,
+                         os.path.join(bench_dir, 'pks-build'),
+                         [os.path.join(BENCH_SRC, 'pks.config')])
+    stage = os.path.join(bench_dir, 'initramfs-pks')
+    shutil.rmtree(stage, ignore_errors=True)
+    for d in ('bin', 'sbin', 'proc', 'sys', 'dev'):
+        os.makedirs(os.path.join(stage, d))
+    shutil.copy2('/bin/busybox', os.path.join(stage, 'bin', 'busybox'))
+    shutil.copy2(os.path.join(BENCH_SRC, 'pks-init'),
+                 os.path.join(stage, 'init'))
+    os.chmod(os.path.join(stage, 'init'), 0o755)
+    files = run(['find', '.', '-print0'], cwd=stage, capture=True).stdout
+    cpio = subprocess.run(['cpio', '--quiet', '-o', '-0', '-H', 'newc',
+                           '--owner=0:0'], cwd=stage, input=files.encode(),
+                          stdout=subprocess.PIPE, check=True).stdout
+    initrd = os.path.join(bench_dir, 'initramfs-pks.cpio')
+    with open(initrd, 'wb') as f:
+        f.write(cpio)
+
+    lines = [f'PKS write windows: {args.pairs} open/close pairs per run, '
+             f'{args.reps} runs, qemu -icount shift=0 (1 ns = 1 guest '
+             f'instruction), one vCPU; medians',
+             f'{"boot":<10}{"pairs":<8}{"instr/pair":>10}{"spread":>9}'
+             f'{"MSR writes/pair":>17}{"without cache":>15}']
+    boots = {}
+    for label, cmdline in (('pks-on', []), ('pks-nopks', ['nopks'])):
+        runs, boot_writes = pks_boot(bench_dir, label, bz, initrd, args,
+                                     cmdline)
+        boots[label] = runs
+        for mode in ('outer', 'nested'):
+            rs = runs[mode]
+            per = [ns / pairs for pairs, ns, _, _ in rs]
+            w = statistics.median(wr / pairs for pairs, _, wr, _ in rs)
+            wo = statistics.median((wr + el) / pairs
+                                   for pairs, _, wr, el in rs)
+            lines.append(f'{label:<10}{mode:<8}{statistics.median(per):>9.1f}'
+                         f'{spread(per):>8.2f}%{w:>17.3f}{wo:>15.3f}')
+        if boot_writes:
+            lines.append(f'  {label}: IA32_PKRS writes and elided writes '
+                         f'from boot to the end of the runs: {boot_writes}')
+    report = '\n'.join(lines)
+    with open(os.path.join(bench_dir, 'pks-results.txt'), 'w') as f:
         f.write(report + '\n')
     print(report)

@@ -9,6 +9,7 @@ runs KUnit are one build.  kunit.py's record of the last kunitconfig
 away a .config that already satisfies it.
 """
 
+import fnmatch
 import json
 import os
 import re
@@ -78,9 +79,15 @@ def walk_json(group, prefix, out):
         walk_json(sub, name, out)
 
 
-def run_kunit(ws, cmdline, name, suites_file=None, timeout=1200):
+def run_kunit(ws, cmdline, name, suites_file=None, timeout=1200,
+              filter_glob=None, qemu_args=()):
+    """One kunit.py run.  filter_glob limits it to matching suites (and
+    then only those must run); qemu_args go after the QEMU config's own
+    arguments, so that a later -cpu overrides its -cpu max."""
     suites_file = suites_file or SUITES_FILE
     want = read_suites(suites_file)
+    if filter_glob:
+        want = [s for s in want if fnmatch.fnmatchcase(s, filter_glob)]
     res = KunitResult(name)
     os.makedirs(ws.logs, exist_ok=True)
     res.log_path = os.path.join(ws.logs, f'{name}.log')
@@ -106,6 +113,10 @@ def run_kunit(ws, cmdline, name, suites_file=None, timeout=1200):
         cmd.append(f'--make_options={opt}')
     for arg in cmdline:
         cmd.append(f'--kernel_args={arg}')
+    if qemu_args:
+        cmd.append('--qemu_args=' + ' '.join(qemu_args))
+    if filter_glob:
+        cmd.append(filter_glob)
     env = dict(os.environ)
     env.update(ws.make_env())
     t0 = time.monotonic()

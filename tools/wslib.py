@@ -781,15 +781,36 @@ class Workspace:
             with open(merged, 'w') as f:
                 f.write(new)
 
+    def kconfig_symbols(self):
+        """Every symbol a Kconfig file of the work tree defines."""
+        out = git(self.tree, 'grep', '-h', '-E',
+                  r'^[[:space:]]*(menu)?config [A-Za-z0-9_]+',
+                  '--', '*Kconfig*')
+        return {ln.split()[1] for ln in out.splitlines() if ln.split()[1:]}
+
     def config_problems(self, frags):
+        """Options kernel-config/ asks for that .config does not have.
+
+        An option that no Kconfig file of the tree defines is not a
+        problem: the fragments name the options of the whole series, and
+        a prefix of it (a bisection, an earlier part) lacks the later
+        ones.  Such options are listed once, as information.
+        """
         have = parse_config(os.path.join(self.build_dir, '.config'))
-        bad = []
+        known = self.kconfig_symbols()
+        bad, absent = [], []
         for frag in frags:
             for name, want in parse_config(frag).items():
                 got = have.get(name, 'n')
-                if got != want:
+                if got != want and name not in known:
+                    absent.append(name)
+                elif got != want:
                     bad.append(f'  {os.path.basename(frag)}: CONFIG_{name}='
                                f'{want} asked, .config has {got}')
+        if absent and absent != getattr(self, '_absent_said', None):
+            self._absent_said = absent
+            info('not in this tree (a later patch adds them): ' +
+                 ' '.join(f'CONFIG_{n}' for n in absent))
         return bad
 
     def build(self):
@@ -814,9 +835,12 @@ class Workspace:
         return wsboot.boot(self, list(cmdline), list(qemu_args), timeout,
                            name, qmp_script)
 
-    def kunit(self, cmdline=(), name='kunit', suites_file=None):
+    def kunit(self, cmdline=(), name='kunit', suites_file=None,
+              filter_glob=None, qemu_args=()):
         import wskunit
-        return wskunit.run_kunit(self, list(cmdline), name, suites_file)
+        return wskunit.run_kunit(self, list(cmdline), name, suites_file,
+                                 filter_glob=filter_glob,
+                                 qemu_args=list(qemu_args))
 
     def gates(self, checks):
         import wsgates

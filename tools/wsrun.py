@@ -364,7 +364,8 @@ def boot_tests(ws, checks):
     """
     res = ws.boot(name='boot-smoke', timeout=600)
     print(res.summary())
-    record_boot(checks, res, 'smoke', ['census-init_mm', 'census-current'])
+    record_boot(checks, res, 'smoke', ['census-init_mm', 'census-current',
+                                       'pks-enabled', 'pks-log-clean'])
 
     res = ws.boot(name='boot-hotplug', timeout=900,
                   cmdline=[f'ws.hotplug={HOTPLUG_MB}', 'debug_pagealloc=on'],
@@ -418,19 +419,26 @@ USERSPACE_HARNESSES = [
 # KUnit runs: the default boot (5-level paging under -cpu max), and the
 # same kernel with no5lvl, so that geometry-dependent suites see both; the
 # second also forces page-table isolation on, for the pgtable_ctor suite.
+# Then x86_pks alone on the two boots without PKS: "nopks" on the command
+# line, and a CPU that does not enumerate it (-cpu max,-pks).  There its
+# hardware cases skip with the reason and its no-op case runs.
 KUNIT_RUNS = [
-    ('kunit', []),
-    ('kunit-no5lvl-pti', ['no5lvl', 'pti=on']),
+    ('kunit', [], {}),
+    ('kunit-no5lvl-pti', ['no5lvl', 'pti=on'], {}),
+    ('kunit-nopks', ['nopks'], {'filter_glob': 'x86_pks'}),
+    ('kunit-cpu-without-pks', [], {'filter_glob': 'x86_pks',
+                                   'qemu_args': ['-cpu', 'max,-pks']}),
 ]
 
 
 def kunit_tests(ws, checks):
-    for name, cmdline in KUNIT_RUNS:
-        kunit_run(ws, checks, name, cmdline)
+    for name, cmdline, extra in KUNIT_RUNS:
+        kunit_run(ws, checks, name, cmdline, **extra)
 
 
-def kunit_run(ws, checks, name, cmdline):
-    res = ws.kunit(name=name, cmdline=cmdline)
+def kunit_run(ws, checks, name, cmdline, filter_glob=None, qemu_args=()):
+    res = ws.kunit(name=name, cmdline=cmdline, filter_glob=filter_glob,
+                   qemu_args=qemu_args)
     print(res.summary())
     label = name
     for case, st in res.cases:

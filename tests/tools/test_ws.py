@@ -267,6 +267,39 @@ class CommandLine(EnvCase):
         self.assertIn('no work tree', r.stderr)
 
 
+class ConfigCheck(EnvCase):
+    """kernel-config/ names the options of the whole series."""
+
+    def setUp(self):
+        super().setUp()
+        self.ws = wslib.Workspace(self.tmp)
+        os.makedirs(self.ws.tree)
+        os.makedirs(self.ws.build_dir)
+        with open(os.path.join(self.ws.tree, 'Kconfig'), 'w') as f:
+            f.write('config FOO\n\tbool "foo"\n\nconfig BAR\n'
+                    '\tbool "bar"\n\tdepends on FOO\n')
+        subprocess.run(['git', 'init', '-q', self.ws.tree], check=True)
+        subprocess.run(['git', '-C', self.ws.tree, 'add', 'Kconfig'],
+                       check=True)
+        with open(os.path.join(self.ws.build_dir, '.config'), 'w') as f:
+            f.write('CONFIG_FOO=y\n# CONFIG_BAR is not set\n')
+        self.frag = os.path.join(self.tmp, 'frag.config')
+
+    def problems(self, text):
+        with open(self.frag, 'w') as f:
+            f.write(text)
+        return self.ws.config_problems([self.frag])
+
+    def test_option_that_did_not_survive_is_named(self):
+        bad = self.problems('CONFIG_FOO=y\nCONFIG_BAR=y\n')
+        self.assertEqual(len(bad), 1)
+        self.assertIn('CONFIG_BAR=y asked, .config has n', bad[0])
+
+    def test_option_of_a_later_patch_is_not_a_problem(self):
+        self.assertEqual(self.problems('CONFIG_FOO=y\nCONFIG_LATER=y\n'),
+                         [])
+
+
 class JsonResult(unittest.TextTestResult):
     """Also records every outcome, for tools/ws test to count."""
 
