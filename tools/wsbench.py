@@ -172,20 +172,35 @@ def bench(ws, args):
 
 
 # ---------------------------------------------------------------------------
-# PKS: the cost of a write window (tools/ws bench --pks)
+# The benchmarks of the series' test code (--pks, --directmap)
 
-PKS_RX = re.compile(r'^ws-bench-pks: (outer|nested) pairs (\d+) ns (\d+) '
-                    r'msr_writes (\d+) elided (\d+) pks (on|off)\r?$', re.M)
+def script_initramfs(bench_dir, label, init):
+    """A busybox initramfs whose /init is tests/bench/<init>."""
+    stage = os.path.join(bench_dir, f'initramfs-{label}')
+    shutil.rmtree(stage, ignore_errors=True)
+    for d in ('bin', 'sbin', 'proc', 'sys', 'dev'):
+        os.makedirs(os.path.join(stage, d))
+    shutil.copy2('/bin/busybox', os.path.join(stage, 'bin', 'busybox'))
+    shutil.copy2(os.path.join(BENCH_SRC, init), os.path.join(stage, 'init'))
+    os.chmod(os.path.join(stage, 'init'), 0o755)
+    files = run(['find', '.', '-print0'], cwd=stage, capture=True).stdout
+    cpio = subprocess.run(['cpio', '--quiet', '-o', '-0', '-H', 'newc',
+                           '--owner=0:0'], cwd=stage, input=files.encode(),
+                          stdout=subprocess.PIPE, check=True).stdout
+    out = os.path.join(bench_dir, f'initramfs-{label}.cpio')
+    with open(out, 'wb') as f:
+        f.write(cpio)
+    return out
 
 
-def pks_boot(bench_dir, label, bzimage, initrd, args, cmdline):
+def icount_boot(bench_dir, label, bzimage, initrd, cmdline):
+    """Boot under -icount shift=0 with one vCPU; return the console text."""
     cmd = ['qemu-system-x86_64', '-nodefaults', '-no-reboot',
            '-display', 'none', '-serial', 'stdio', '-accel', 'tcg',
            '-icount', 'shift=0,sleep=off', '-cpu', 'max', '-smp', '1',
            '-m', '1G', '-kernel', bzimage, '-initrd', initrd,
            '-append', ' '.join(['console=ttyS0', 'panic=-1', 'quiet',
-                                'kunit.enable=0', f'ws.pairs={args.pairs}',
-                                f'ws.reps={args.reps}'] + cmdline)]
+                                'kunit.enable=0'] + cmdline)]
     log = os.path.join(bench_dir, f'{label}.log')
     with banner(f'bench: booting {label}'):
         try:
@@ -194,14 +209,25 @@ def pks_boot(bench_dir, label, bzimage, initrd, args, cmdline):
                                stderr=subprocess.STDOUT, timeout=3600)
         except subprocess.TimeoutExpired:
             raise WsError(f'{label}: the benchmark boot timed out')
-    text = r.stdout.decode('utf-8', 'replace')
+    text = r.stdout.decode('utf-8', 'replace').replace('\r', '')
     with open(log, 'w') as f:
         f.write('$ ' + ' '.join(cmd) + '\n' + text)
+    if 'ws-bench: done' not in text:
+        raise WsError(f'{label}: the guest never finished; see {log}')
+    return text, log
+
+PKS_RX = re.compile(r'^ws-bench-pks: (outer|nested) pairs (\d+) ns (\d+) '
+                    r'msr_writes (\d+) elided (\d+) pks (on|off)\r?$', re.M)
+
+
+def pks_boot(bench_dir, label, bzimage, initrd, args, cmdline):
+    text, log = icount_boot(bench_dir, label, bzimage, initrd,
+                            [f'ws.pairs={args.pairs}', f'ws.reps={args.reps}']
+                            + cmdline)
     runs = {'outer': [], 'nested': []}
     for mode, pairs, ns, writes, elided, _ in PKS_RX.findall(text):
         runs[mode].append((int(pairs), int(ns), int(writes), int(elided)))
-    if 'ws-bench: done' not in text or \
-            any(len(v) != args.reps for v in runs.values()):
+    if any(len(v) != args.reps for v in runs.values()):
         raise WsError(f'{label}: expected {args.reps} runs of each mode; '
                       f'see {log}')
     boot_writes = re.search(r'^ws-bench-pks: boot writes (.*?)\r?$', text, re.M)
@@ -211,7 +237,8 @@ def pks_boot(bench_dir, label, bzimage, initrd, args, cmdline):
 def bench_pks(ws, args):
     """Guest instructions and IA32_PKRS writes per window open/close pair.
 
-    One kernel (the series, base.config + bench.config + pks.config),
+    One kernel (the series, base.config + bench.config +
+    kunit-bench.config),
     booted twice under qemu -icount shift=0 with one vCPU: with PKS, and
     with "nopks", where a window is a patched-out static branch.  The
     guest (tests/bench/pks-init) drives the debugfs file x86/pks/bench of
@@ -225,23 +252,9 @@ def bench_pks(ws, args):
     bench_dir = os.path.join(ws.work, 'bench')
     os.makedirs(bench_dir, exist_ok=True)
     bz, _ = build_kernel(ws, 'series (PKS)', ws.tree,
-                         os.path.join(bench_dir, 'pks-build'),
-                         [os.path.join(BENCH_SRC, 'pks.config')])
-    stage = os.path.join(bench_dir, 'initramfs-pks')
-    shutil.rmtree(stage, ignore_errors=True)
-    for d in ('bin', 'sbin', 'proc', 'sys', 'dev'):
-        os.makedirs(os.path.join(stage, d))
-    shutil.copy2('/bin/busybox', os.path.join(stage, 'bin', 'busybox'))
-    shutil.copy2(os.path.join(BENCH_SRC, 'pks-init'),
-                 os.path.join(stage, 'init'))
-    os.chmod(os.path.join(stage, 'init'), 0o755)
-    files = run(['find', '.', '-print0'], cwd=stage, capture=True).stdout
-    cpio = subprocess.run(['cpio', '--quiet', '-o', '-0', '-H', 'newc',
-                           '--owner=0:0'], cwd=stage, input=files.encode(),
-                          stdout=subprocess.PIPE, check=True).stdout
-    initrd = os.path.join(bench_dir, 'initramfs-pks.cpio')
-    with open(initrd, 'wb') as f:
-        f.write(cpio)
+                         os.path.join(bench_dir, 'kunit-build'),
+                         [os.path.join(BENCH_SRC, 'kunit-bench.config')])
+    initrd = script_initramfs(bench_dir, 'pks', 'pks-init')
 
     lines = [f'PKS write windows: {args.pairs} open/close pairs per run, '
              f'{args.reps} runs, qemu -icount shift=0 (1 ns = 1 guest '
@@ -266,5 +279,72 @@ def bench_pks(ws, args):
                          f'from boot to the end of the runs: {boot_writes}')
     report = '\n'.join(lines)
     with open(os.path.join(bench_dir, 'pks-results.txt'), 'w') as f:
+        f.write(report + '\n')
+    print(report)
+
+
+DM_RX = re.compile(r'^ws-bench-dm: restore (?P<restore>\S+) (?P<rest>.*)$', re.M)
+
+
+def dm_run(line):
+    """The key/value pairs of one x86/snp_directmap_bench result."""
+    words = line.split()
+    return {k: int(v) for k, v in zip(words[::2], words[1::2])}
+
+
+def bench_directmap(ws, args):
+    """SEV-SNP's direct-map tracking: what 10,000 transitions leave behind.
+
+    One kernel (as for --pks) booted twice under qemu -icount shift=0
+    with one vCPU: with the tracker restoring large pages, and with
+    sev_snp_directmap_restore=0, which splits and never restores, as
+    mainline does.  The guest (tests/bench/directmap-init) runs the
+    x86_directmap suite's churn workload through debugfs: seeded random
+    4K private/shared transitions over 256 MiB with the RMP instructions
+    stubbed, then every page shared.
+    """
+    if not os.path.isdir(ws.tree):
+        raise WsError(f'no work tree at {ws.tree}; run "tools/ws apply"')
+    bench_dir = os.path.join(ws.work, 'bench')
+    os.makedirs(bench_dir, exist_ok=True)
+    bz, _ = build_kernel(ws, 'series (test code)', ws.tree,
+                         os.path.join(bench_dir, 'kunit-build'),
+                         [os.path.join(BENCH_SRC, 'kunit-bench.config')])
+    initrd = script_initramfs(bench_dir, 'directmap', 'directmap-init')
+    lines = [f'SEV-SNP direct-map tracking: {args.ops} random 4K '
+             f'transitions over 256 MiB, then all pages shared; '
+             f'{args.reps} runs, qemu -icount shift=0, one vCPU; the first '
+             f'run of each boot',
+             f'{"tracker":<11}{"instr/transition":>16}{"instr/share":>12}'
+             f'{"256M large":>11}{"direct map large":>18}'
+             f'{"tables held":>12}']
+    for label, cmdline in (('restore', []),
+                           ('no-restore', ['sev_snp_directmap_restore=0'])):
+        text, log = icount_boot(bench_dir, f'directmap-{label}', bz, initrd,
+                                [f'ws.ops={args.ops}',
+                                 f'ws.reps={args.reps}'] + cmdline)
+        runs = [dm_run(m.group('rest')) for m in DM_RX.finditer(text)]
+        if len(runs) != args.reps:
+            raise WsError(f'{label}: expected {args.reps} runs; see {log}')
+        if any(r['errors'] or r['mismatches'] for r in runs):
+            raise WsError(f'{label}: failed transitions or tracker/model '
+                          f'mismatches; see {log}')
+        # The first run meets a direct map that no run has split yet;
+        # without restores, the later runs find their blocks split
+        # already, so only the first compares.
+        r = runs[0]
+        lines.append(f'{label:<11}{r["churn_ns"] / r["ops"]:>16.0f}'
+                     f'{r["share_ns"] / max(r["shares"], 1):>12.0f}'
+                     f'{r["large_after_share"] * 100 / r["blocks"]:>10.1f}%'
+                     f'{r["direct_map_large_permille"] / 10:>10.1f}% '
+                     f'(from {r["before"] / 10:.1f}%)'
+                     f'{r["pagetables_held"]:>6}')
+        lines.append(f'  {label} runs: ' + '; '.join(
+            f'{x["churn_ns"] / x["ops"]:.0f} instr/transition, '
+            f'{x["splits"]} splits, {x["collapses"]} collapses, '
+            f'{x["large_after_churn"]}/{x["blocks"]} blocks large before '
+            f'the final shares' for x in runs))
+    report = '\n'.join(lines)
+    with open(os.path.join(bench_dir, 'directmap-results.txt'), 'w') as f:
         f.write(report + '\n')
     print(report)
