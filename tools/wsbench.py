@@ -75,48 +75,17 @@ def build_kernel(ws, label, src, out, extra_frags=()):
 
 
 def build_initramfs(bench, label, module, forkexit):
-    stage = os.path.join(bench, f'initramfs-{label}')
-    shutil.rmtree(stage, ignore_errors=True)
-    for d in ('bin', 'sbin', 'proc', 'sys', 'dev'):
-        os.makedirs(os.path.join(stage, d))
-    shutil.copy2('/bin/busybox', os.path.join(stage, 'bin', 'busybox'))
-    shutil.copy2(os.path.join(BENCH_SRC, 'init'), os.path.join(stage, 'init'))
-    os.chmod(os.path.join(stage, 'init'), 0o755)
-    shutil.copy2(forkexit, os.path.join(stage, 'forkexit'))
-    shutil.copy2(module, os.path.join(stage, 'test_vmalloc.ko'))
-    files = run(['find', '.', '-print0'], cwd=stage, capture=True).stdout
-    cpio = subprocess.run(['cpio', '--quiet', '-o', '-0', '-H', 'newc',
-                           '--owner=0:0'], cwd=stage, input=files.encode(),
-                          stdout=subprocess.PIPE, check=True).stdout
-    out = os.path.join(bench, f'initramfs-{label}.cpio')
-    with open(out, 'wb') as f:
-        f.write(cpio)
-    return out
+    return script_initramfs(bench, label, 'init',
+                            [(forkexit, 'forkexit'),
+                             (module, 'test_vmalloc.ko')])
 
 
 def boot(bench, label, bzimage, initrd, args):
-    cmdline = ['console=ttyS0', 'panic=-1', 'quiet',
-               f'ws.forks={args.forks}', f'ws.vloops={args.vloops}',
-               f'ws.reps={args.reps}']
-    cmd = ['qemu-system-x86_64', '-nodefaults', '-no-reboot',
-           '-display', 'none', '-serial', 'stdio', '-accel', 'tcg',
-           '-icount', 'shift=0,sleep=off', '-cpu', 'max', '-smp', '1',
-           '-m', '1G', '-kernel', bzimage, '-initrd', initrd,
-           '-append', ' '.join(cmdline)]
-    log = os.path.join(bench, f'{label}.log')
     t0 = time.monotonic()
-    with banner(f'bench: booting the {label} kernel'):
-        try:
-            r = subprocess.run(cmd, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, timeout=3600)
-        except subprocess.TimeoutExpired:
-            raise WsError(f'{label}: the benchmark boot timed out')
-    text = r.stdout.decode('utf-8', 'replace')
-    with open(log, 'w') as f:
-        f.write('$ ' + ' '.join(cmd) + '\n' + text)
-    if 'ws-bench: done' not in text:
-        raise WsError(f'{label}: the guest never finished; see {log}')
+    text, log = icount_boot(bench, label, bzimage, initrd,
+                            [f'ws.forks={args.forks}',
+                             f'ws.vloops={args.vloops}',
+                             f'ws.reps={args.reps}'])
     forks = [int(t) / int(n) for n, t in re.findall(
         r'ws-bench: forkexit: (\d+) forks (\d+) ns', text)]
     vm = [int(us) * 1000 / int(loops) for loops, us in re.findall(
@@ -174,8 +143,11 @@ def bench(ws, args):
 # ---------------------------------------------------------------------------
 # The benchmarks of the series' test code (--pks, --directmap)
 
-def script_initramfs(bench_dir, label, init):
-    """A busybox initramfs whose /init is tests/bench/<init>."""
+def script_initramfs(bench_dir, label, init, extra=()):
+    """A busybox initramfs whose /init is tests/bench/<init>.
+
+    extra: (path, name) pairs of more files for its root.
+    """
     stage = os.path.join(bench_dir, f'initramfs-{label}')
     shutil.rmtree(stage, ignore_errors=True)
     for d in ('bin', 'sbin', 'proc', 'sys', 'dev'):
@@ -183,6 +155,8 @@ def script_initramfs(bench_dir, label, init):
     shutil.copy2('/bin/busybox', os.path.join(stage, 'bin', 'busybox'))
     shutil.copy2(os.path.join(BENCH_SRC, init), os.path.join(stage, 'init'))
     os.chmod(os.path.join(stage, 'init'), 0o755)
+    for path, name in extra:
+        shutil.copy2(path, os.path.join(stage, name))
     files = run(['find', '.', '-print0'], cwd=stage, capture=True).stdout
     cpio = subprocess.run(['cpio', '--quiet', '-o', '-0', '-H', 'newc',
                            '--owner=0:0'], cwd=stage, input=files.encode(),
@@ -234,12 +208,26 @@ def pks_boot(bench_dir, label, bzimage, initrd, args, cmdline):
     return runs, boot_writes.group(1).strip() if boot_writes else None
 
 
+def test_code_kernel(ws, args, init):
+    """The series built with its test code (kunit-bench.config), and an
+    initramfs whose /init is tests/bench/<init>: what --pks and
+    --directmap boot.  Returns (bench dir, bzImage, initramfs)."""
+    if not os.path.isdir(ws.tree):
+        raise WsError(f'no work tree at {ws.tree}; run "tools/ws apply"')
+    bench_dir = os.path.join(ws.work, 'bench')
+    os.makedirs(bench_dir, exist_ok=True)
+    bz, _ = build_kernel(ws, 'series (test code)', ws.tree,
+                         os.path.join(bench_dir, 'kunit-build'),
+                         [os.path.join(BENCH_SRC, 'kunit-bench.config')])
+    return bench_dir, bz, script_initramfs(bench_dir, init.split('-')[0],
+                                           init)
+
+
 def bench_pks(ws, args):
     """Guest instructions and IA32_PKRS writes per window open/close pair.
 
     One kernel (the series, base.config + bench.config +
-    kunit-bench.config),
-    booted twice under qemu -icount shift=0 with one vCPU: with PKS, and
+    kunit-bench.config), booted twice under qemu -icount shift=0 with one vCPU: with PKS, and
     with "nopks", where a window is a patched-out static branch.  The
     guest (tests/bench/pks-init) drives the debugfs file x86/pks/bench of
     the x86_pks test code: "outer" pairs open and close a window on a
@@ -247,14 +235,7 @@ def bench_pks(ws, args):
     per-CPU cache finds nothing to write.  Writes "without the cache" are
     the writes plus the ones the cache elided.
     """
-    if not os.path.isdir(ws.tree):
-        raise WsError(f'no work tree at {ws.tree}; run "tools/ws apply"')
-    bench_dir = os.path.join(ws.work, 'bench')
-    os.makedirs(bench_dir, exist_ok=True)
-    bz, _ = build_kernel(ws, 'series (PKS)', ws.tree,
-                         os.path.join(bench_dir, 'kunit-build'),
-                         [os.path.join(BENCH_SRC, 'kunit-bench.config')])
-    initrd = script_initramfs(bench_dir, 'pks', 'pks-init')
+    bench_dir, bz, initrd = test_code_kernel(ws, args, 'pks-init')
 
     lines = [f'PKS write windows: {args.pairs} open/close pairs per run, '
              f'{args.reps} runs, qemu -icount shift=0 (1 ns = 1 guest '
@@ -303,14 +284,7 @@ def bench_directmap(ws, args):
     4K private/shared transitions over 256 MiB with the RMP instructions
     stubbed, then every page shared.
     """
-    if not os.path.isdir(ws.tree):
-        raise WsError(f'no work tree at {ws.tree}; run "tools/ws apply"')
-    bench_dir = os.path.join(ws.work, 'bench')
-    os.makedirs(bench_dir, exist_ok=True)
-    bz, _ = build_kernel(ws, 'series (test code)', ws.tree,
-                         os.path.join(bench_dir, 'kunit-build'),
-                         [os.path.join(BENCH_SRC, 'kunit-bench.config')])
-    initrd = script_initramfs(bench_dir, 'directmap', 'directmap-init')
+    bench_dir, bz, initrd = test_code_kernel(ws, args, 'directmap-init')
     lines = [f'SEV-SNP direct-map tracking: {args.ops} random 4K '
              f'transitions over 256 MiB, then all pages shared; '
              f'{args.reps} runs, qemu -icount shift=0, one vCPU; the first '
