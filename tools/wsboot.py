@@ -144,8 +144,10 @@ def qemu_command(ws, initrd, cmdline, qemu_args, qmp_sock=None):
     return cmd + list(qemu_args)
 
 
-def boot(ws, cmdline, qemu_args, timeout, name, qmp_script=None):
+def boot(ws, cmdline=(), qemu_args=(), timeout=300, name='boot',
+         qmp_script=None):
     """Boot once.  qmp_script(qmp, console) may drive the VM over QMP."""
+    cmdline, qemu_args = list(cmdline), list(qemu_args)
     if not os.path.exists(ws.bzimage()):
         raise WsError(f'{ws.bzimage()} not built; run "tools/ws build"')
     initrd = build_initramfs(ws)

@@ -79,7 +79,7 @@ def walk_json(group, prefix, out):
         walk_json(sub, name, out)
 
 
-def run_kunit(ws, cmdline, name, suites_file=None, timeout=1200,
+def run_kunit(ws, cmdline=(), name='kunit', suites_file=None, timeout=1200,
               filter_glob=None, qemu_args=()):
     """One kunit.py run.  filter_glob limits it to matching suites (and
     then only those must run); qemu_args go after the QEMU config's own

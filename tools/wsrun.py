@@ -12,6 +12,9 @@ import tempfile
 import time
 
 import wslib
+import wsboot
+import wsgates
+import wskunit
 from wslib import (ROOT, BASE_REF, COVER, PATCHES, SERIES, Checks, WsError,
                    Workspace, banner, fmt_secs, git, run)
 
@@ -47,7 +50,7 @@ def main_job(args):
     ws = owned_workspace(args.work)
     ws.configure()
     ws.build()
-    res = ws.boot(name='boot', timeout=600)
+    res = wsboot.boot(ws, name='boot', timeout=600)
     print(res.summary())
     subjects = patch_subjects(ws)
     rep = dict(res.reports)
@@ -117,8 +120,7 @@ def test_roundtrip(ws, checks):
                           f'{diff}: export after changing commits')
         series1 = os.path.join(tmp, 'series1')
         with open(series1, 'w') as f:
-            f.write(wslib.SERIES_HEADER)
-            f.writelines(n + '\n' for n in names1 if n != COVER)
+            f.write(wslib.series_text(names1, exp1))
         with open(series1) as a, open(SERIES) as b:
             if a.read() != b.read():
                 raise WsError('series differs from what export writes')
@@ -304,7 +306,7 @@ def test_job(args):
                                                         ws.build()))
     if built:
         try:
-            ws.gates(checks)
+            wsgates.run_gates(ws, checks)
         except WsError as e:
             checks.add('review gates', False, str(e))
         boot_tests(ws, checks)
@@ -362,12 +364,12 @@ def boot_tests(ws, checks):
     with EFI runtime services and page-table isolation forced on, for the
     page-table census of efi_mm and of PTI's user tables.
     """
-    res = ws.boot(name='boot-smoke', timeout=600)
+    res = wsboot.boot(ws, name='boot-smoke', timeout=600)
     print(res.summary())
     record_boot(checks, res, 'smoke', ['census-init_mm', 'census-current',
                                        'pks-enabled', 'pks-log-clean'])
 
-    res = ws.boot(name='boot-hotplug', timeout=900,
+    res = wsboot.boot(ws, name='boot-hotplug', timeout=900,
                   cmdline=[f'ws.hotplug={HOTPLUG_MB}', 'debug_pagealloc=on'],
                   qemu_args=['-m', '1G,slots=2,maxmem=4G'],
                   qmp_script=hotplug_qmp(HOTPLUG_MB))
@@ -375,7 +377,7 @@ def boot_tests(ws, checks):
     record_boot(checks, res, 'hotplug',
                 ['hotplug-accounting-online-removed', 'census-init_mm'])
 
-    res = ws.boot(name='boot-hotplug-64g', timeout=900,
+    res = wsboot.boot(ws, name='boot-hotplug-64g', timeout=900,
                   cmdline=[f'ws.hotplug={HOTPLUG_MB}', 'debug_pagealloc=on'],
                   qemu_args=['-m', '1G,slots=2,maxmem=80G'],
                   qmp_script=hotplug_qmp(HOTPLUG_MB, addr=64 << 30))
@@ -383,7 +385,7 @@ def boot_tests(ws, checks):
     record_boot(checks, res, 'hotplug-64g',
                 ['hotplug-accounting-online-removed', 'census-init_mm'])
 
-    res = ws.boot(name='boot-efi-pti', timeout=900,
+    res = wsboot.boot(ws, name='boot-efi-pti', timeout=900,
                   cmdline=['ws.efi', 'pti=on'],
                   qemu_args=['-bios', OVMF])
     print(res.summary())
@@ -437,8 +439,8 @@ def kunit_tests(ws, checks):
 
 
 def kunit_run(ws, checks, name, cmdline, filter_glob=None, qemu_args=()):
-    res = ws.kunit(name=name, cmdline=cmdline, filter_glob=filter_glob,
-                   qemu_args=qemu_args)
+    res = wskunit.run_kunit(ws, cmdline, name, filter_glob=filter_glob,
+                            qemu_args=qemu_args)
     print(res.summary())
     label = name
     for case, st in res.cases:

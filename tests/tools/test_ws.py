@@ -253,6 +253,83 @@ class SeriesInput(EnvCase):
             wslib.git(self.ws.tree, 'reset', '-q', '--hard', wslib.BASE_REF)
 
 
+class SeriesParts(EnvCase):
+    """export writes "series" in sections, one header per part."""
+
+    def write_patch(self, name, subject):
+        with open(os.path.join(self.tmp, name), 'w') as f:
+            f.write(f'From 0 Mon Sep 17 00:00:00 2001\nSubject: [PATCH '
+                    f'1/2] {subject}\n\nbody\n')
+        return name
+
+    def test_sections(self):
+        names = [self.write_patch('0001-a.patch', 'mm: first'),
+                 self.write_patch('0002-b.patch', 'x86: second')]
+        text = wslib.series_text(names, self.tmp,
+                                 [('mm: first', 'Part 1: A'),
+                                  ('x86: second', 'Part 2: B')])
+        body = text[len(wslib.SERIES_HEADER):]
+        self.assertEqual(body, '\n# Part 1: A\n0001-a.patch\n'
+                         '\n# Part 2: B\n0002-b.patch\n')
+        self.assertEqual(wslib.read_series(self._write(text)), names)
+
+    def _write(self, text):
+        path = os.path.join(self.tmp, 'series')
+        with open(path, 'w') as f:
+            f.write(text)
+        return path
+
+    def test_unknown_part_subject(self):
+        names = [self.write_patch('0001-a.patch', 'mm: first')]
+        with self.assertRaisesRegex(WsError, 'does not have'):
+            wslib.series_text(names, self.tmp,
+                              [('mm: first', 'Part 1'),
+                               ('mm: renamed', 'Part 2')])
+
+    def test_first_patch_starts_no_part(self):
+        names = [self.write_patch('0001-a.patch', 'mm: first')]
+        with self.assertRaisesRegex(WsError, 'starts no part'):
+            wslib.series_text(names, self.tmp, [('mm: other', 'Part 1')])
+
+    def test_bad_parts_line(self):
+        path = os.path.join(self.tmp, 'parts')
+        with open(path, 'w') as f:
+            f.write('no separator here\n')
+        with self.assertRaisesRegex(WsError, 'SUBJECT | TITLE'):
+            wslib.read_parts(path)
+
+
+class KnownFailures(EnvCase):
+    """tests/known-failures turns a listed failure into an XFAIL, and a
+    listed check that passes into a failure (XPASS)."""
+
+    def test_xfail_and_xpass(self):
+        checks = wslib.Checks(known=[('cross powerpc*', 'tag clash',
+                                      'constructors v2')])
+        checks.add('cross powerpc: objects', False, 'error')
+        checks.add('cross arm64: objects', True)
+        p, f, s = checks.counts()
+        self.assertEqual((p, f, s), (1, 0, 1))
+        checks.add('cross powerpc: again', True)
+        self.assertEqual(checks.counts()[1], 1)
+        self.assertIn('XPASS', checks.results[-1][2])
+
+    def test_unlisted_failure_fails(self):
+        checks = wslib.Checks(known=[('cross powerpc*', 'r', 'f')])
+        checks.add('cross s390: objects', False)
+        self.assertEqual(checks.counts(), (0, 1, 0))
+
+    def test_bad_line(self):
+        path = os.path.join(self.tmp, 'known')
+        with open(path, 'w') as f:
+            f.write('only a glob\n')
+        with self.assertRaisesRegex(WsError, 'WHAT FIXES IT'):
+            wslib.read_known_failures(path)
+
+    def test_repository_file_parses(self):
+        wslib.read_known_failures()
+
+
 class CommandLine(EnvCase):
     def test_unknown_subcommand(self):
         r = subprocess.run([sys.executable, WS, 'frobnicate'],
