@@ -7,7 +7,8 @@
   changes: no warning the base did not already have (-Wall as well on
   files the series adds).
 - W=1 and sparse (C=2) on each object built from a C file the series
-  touches: no warning on a line the series added.
+  touches: no warning on a line the series added, and no objtool warning
+  at all on that object (objtool runs as it is recompiled).
 """
 
 import os
@@ -20,6 +21,7 @@ from wslib import BASE_REF, ROOT, WsError, banner, git, run, series_patches
 TOTAL_RX = re.compile(r'total: (\d+) errors, (\d+) warnings, (?:(\d+) '
                       r'checks, )?(\d+) lines checked')
 DIAG_RX = re.compile(r'^(\S+?):(\d+):(?:\d+:)? (warning|error): (.*)$', re.M)
+OBJTOOL_RX = re.compile(r'^(\S+?): (?:warning|error): objtool: (.*)$', re.M)
 KDOC_RX = re.compile(r'^(?:\S+?:\d+: )?(warning|error): (.*)$', re.M)
 
 
@@ -170,6 +172,13 @@ def w1_sparse(ws, checks):
             if int(m.group(2)) in added.get(f, ()):
                 ours.append(f'{f}:{m.group(2)}: {m.group(3)}: '
                             f'{m.group(4)}')
+        # objtool checks the whole object (noinstr, uaccess, stack
+        # validation): any of its warnings on an object the series
+        # touches counts, not only those on added lines.
+        for m in OBJTOOL_RX.finditer(r.stdout):
+            f, msg = normalise(ws, m.group(1)), m.group(2).strip()
+            if (f, msg) not in allowed:
+                ours.append(f'{f}: warning: objtool: {msg}')
         for line in ours:
             print(f'  {line}')
         ok = r.returncode == 0 and not ours

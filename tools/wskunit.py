@@ -88,10 +88,6 @@ def run_kunit(ws, cmdline=(), name='kunit', suites_file=None, timeout=1200,
     want = read_suites(suites_file)
     if filter_glob:
         want = [s for s in want if fnmatch.fnmatchcase(s, filter_glob)]
-    res = KunitResult(name)
-    os.makedirs(ws.logs, exist_ok=True)
-    res.log_path = os.path.join(ws.logs, f'{name}.log')
-    json_path = os.path.join(ws.logs, f'{name}.json')
     kconf = os.path.join(ws.build_dir, 'ws.kunitconfig')
     merged = ws.merged_fragment()
     with open(kconf, 'w') as f:
@@ -102,27 +98,46 @@ def run_kunit(ws, cmdline=(), name='kunit', suites_file=None, timeout=1200,
     with open(os.path.join(ws.build_dir, 'last_used_kunitconfig'),
               'w') as f:
         f.write(merged)
+    return kunitpy(ws, ws.build_dir, kconf, name, want, cmdline=cmdline,
+                   timeout=timeout, filter_glob=filter_glob,
+                   qemu_args=qemu_args)
+
+
+def kunitpy(ws, build_dir, kconf, name, want, arch='x86_64',
+            qemu_config=QEMU_CONFIG, cmdline=(), timeout=1200,
+            filter_glob=None, qemu_args=(), make_env=None):
+    """Run kunit.py of ws.tree on kconf in build_dir; want: suites that
+    must appear in its results.  qemu_config None means kunit.py's own
+    configuration for arch."""
+    res = KunitResult(name)
+    os.makedirs(ws.logs, exist_ok=True)
+    res.log_path = os.path.join(ws.logs, f'{name}.log')
+    json_path = os.path.join(ws.logs, f'{name}.json')
     jobs = os.environ.get('WS_JOBS') or str(os.cpu_count() or 2)
     cmd = ['python3', os.path.join(ws.tree, 'tools/testing/kunit/kunit.py'),
-           'run', '--arch=x86_64', f'--build_dir={ws.build_dir}',
-           f'--kunitconfig={kconf}', f'--qemu_config={QEMU_CONFIG}',
-           f'--jobs={jobs}', f'--timeout={timeout}', f'--json={json_path}']
-    make_opts = [a for a in ws.make_args() if not a.startswith(('O=',
-                                                                 'ARCH='))]
-    for opt in make_opts:
-        cmd.append(f'--make_options={opt}')
+           'run', f'--arch={arch}', f'--build_dir={build_dir}',
+           f'--kunitconfig={kconf}', f'--jobs={jobs}',
+           f'--timeout={timeout}', f'--json={json_path}']
+    if qemu_config:
+        cmd.append(f'--qemu_config={qemu_config}')
+    env = dict(os.environ)
+    env.update(make_env or ws.make_env())
+    env.pop('ARCH', None)
+    if arch == 'x86_64':
+        make_opts = [a for a in ws.make_args()
+                     if not a.startswith(('O=', 'ARCH='))]
+        for opt in make_opts:
+            cmd.append(f'--make_options={opt}')
     for arg in cmdline:
         cmd.append(f'--kernel_args={arg}')
     if qemu_args:
         cmd.append('--qemu_args=' + ' '.join(qemu_args))
     if filter_glob:
         cmd.append(filter_glob)
-    env = dict(os.environ)
-    env.update(ws.make_env())
     t0 = time.monotonic()
     if os.path.exists(json_path):
         os.unlink(json_path)
-    with banner(f'KUnit ({name}): kunit.py run --arch=x86_64'):
+    with banner(f'KUnit ({name}): kunit.py run --arch={arch}'):
         with open(res.log_path, 'w') as logf:
             logf.write('$ ' + ' '.join(cmd) + '\n')
             logf.flush()
@@ -131,7 +146,13 @@ def run_kunit(ws, cmdline=(), name='kunit', suites_file=None, timeout=1200,
                                stderr=subprocess.STDOUT)
             logf.write(p.stdout)
     res.wall = time.monotonic() - t0
-    out = p.stdout
+    parse_output(res, p.stdout, json_path, want,
+                 os.path.join(build_dir, 'test.log'))
+    return res
+
+
+def parse_output(res, out, json_path, want, raw):
+    """Fill res from kunit.py's output, its JSON and the raw kernel log."""
     m = None
     for m in SUMMARY_RX.finditer(out):
         pass
@@ -151,11 +172,9 @@ def run_kunit(ws, cmdline=(), name='kunit', suites_file=None, timeout=1200,
         walk_json(data, '', res.cases)
         res.suites = {sub['name'] for sub in data.get('sub_groups', [])}
     res.missing = [s for s in want if s not in res.suites]
-    raw = os.path.join(ws.build_dir, 'test.log')
     if os.path.exists(raw):
         with open(raw, errors='replace') as f:
             text = f.read()
         res.problems = wsboot.scan_log(text)
         for m in SKIP_RX.finditer(text):
             res.skip_reasons[m.group(1).strip()] = m.group(2).strip()
-    return res

@@ -232,9 +232,9 @@ def apt_install(pkgs):
         raise WsError(f'apt-get install {" ".join(pkgs)} failed:\n{tail}')
 
 
-def missing_packages():
+def missing_packages(packages=None):
     miss = []
-    for pkg, probe in PACKAGES:
+    for pkg, probe in PACKAGES if packages is None else packages:
         if probe.startswith('dpkg:'):
             present = installed_version(probe[5:]) is not None
         elif probe.startswith('/'):
@@ -246,14 +246,16 @@ def missing_packages():
     return miss
 
 
-def setup_packages():
-    miss = missing_packages()
+def setup_packages(packages=None):
+    """Install the Debian packages of packages (default: PACKAGES, the
+    base workspace's) that are missing."""
+    miss = missing_packages(packages)
     if not miss:
         return
     with banner(f'installing {" ".join(miss)}'):
         apt_update()
         apt_install(miss)
-    still = missing_packages()
+    still = missing_packages(packages)
     if still:
         raise WsError(f'still missing after apt-get install: {still}')
 

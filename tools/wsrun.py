@@ -2,6 +2,7 @@
 """The README's two commands: the main job ("run") and all tests ("test")."""
 
 import filecmp
+import importlib
 import json
 import os
 import re
@@ -137,6 +138,34 @@ def test_roundtrip(ws, checks):
                 git(ws.tree, 'rev-parse', 'HEAD^{tree}'):
             raise WsError('fresh work tree differs from the first one')
         return f'{len(names1)} files identical after the round trip'
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# The README's "git am" line for users; test_readme_git_am() runs it.
+README_GIT_AM = ('git am $(sed -e \'/^#/d\' -e \'/^$/d\' -e "s|^|$P/patches/|" '
+                 '$P/series)')
+
+
+def test_readme_git_am(ws, checks):
+    """The README's git am line, run as written on a fresh base clone."""
+    with open(os.path.join(ROOT, 'README')) as f:
+        if README_GIT_AM not in f.read():
+            raise WsError(f'the README no longer shows: {README_GIT_AM}')
+    tmp = tempfile.mkdtemp(prefix='gitam-', dir=ws.work)
+    try:
+        tree = os.path.join(tmp, 'linux')
+        wslib.clone_base(wslib.ensure_base(), tree)
+        git(tree, 'checkout', '-q', BASE_REF)
+        name, email = wslib.identity()
+        run(['bash', '-c', README_GIT_AM], cwd=tree, capture=True,
+            env={'P': ROOT, 'GIT_COMMITTER_NAME': name,
+                 'GIT_COMMITTER_EMAIL': email})
+        if git(tree, 'rev-parse', 'HEAD^{tree}') != \
+                git(ws.tree, 'rev-parse', 'HEAD^{tree}'):
+            raise WsError('the README\'s git am gives another tree than '
+                          'the work tree')
+        return 'the README\'s git am line gives the work tree'
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -281,7 +310,7 @@ def test_job(args):
     checks = Checks()
     if not args.skip_setup:
         step(checks, 'setup: every package installed from Debian',
-             wslib.setup_packages)
+             setup_all_packages)
     if step(checks, 'base: pinned package installed, sha256 verified, '
             'imported', wslib.ensure_base) is None:
         return checks.finish()
@@ -297,6 +326,9 @@ def test_job(args):
     with banner('quilt push -a'):
         step(checks, 'quilt push -a on a fresh base checkout', test_quilt,
              ws, checks)
+    with banner('git am as the README shows it'):
+        step(checks, "the README's git am line applies the series",
+             test_readme_git_am, ws, checks)
     with banner('MAINTAINERS-snippet'):
         try:
             test_maintainers(ws, checks)
@@ -311,9 +343,52 @@ def test_job(args):
             checks.add('review gates', False, str(e))
         boot_tests(ws, checks)
         kunit_tests(ws, checks)
+    upstream_gates(ws, checks, built)
     userspace_tests(ws, checks)
     print(f'\ntest command: {fmt_secs(time.monotonic() - t0)} in all')
     return checks.finish()
+
+
+# The upstream-readiness gates, each a module with run_gate(ws, checks)
+# and PACKAGES, in the order the test command runs them; True: the gate
+# needs the kernel of the test configuration built.
+UPSTREAM_GATES = [
+    ('wsobjtool', True),      # objtool noinstr validation of vmlinux.o
+    ('wsdocs', False),        # htmldocs of mm and arch/x86 against base
+    ('wssend', False),        # b4 prep/send -o and git send-email
+    ('wskunitcfg', False),    # each tests/*.kunitconfig alone
+    ('wsarchkunit', False),   # KUnit on arm64 and riscv64
+    ('wsprefix', True),       # every prefix compiles its objects
+    ('wscross', False),       # cross builds of six architectures, i386
+]
+
+
+def gate_modules():
+    return [importlib.import_module(name) for name, _ in UPSTREAM_GATES]
+
+
+def setup_all_packages():
+    """The workspace's packages and every gate's (cross compilers, QEMU
+    for other architectures, Sphinx, git-email)."""
+    wslib.setup_packages()
+    extra = []
+    for mod in gate_modules():
+        extra += [p for p in getattr(mod, 'PACKAGES', []) if p not in extra]
+    wslib.setup_packages(extra)
+
+
+def upstream_gates(ws, checks, built):
+    for name, needs_build in UPSTREAM_GATES:
+        if needs_build and not built:
+            checks.skip(f'gate {name}', 'the kernel did not build')
+            continue
+        with banner(f'gate: {name}'):
+            try:
+                importlib.import_module(name).run_gate(ws, checks)
+            except WsError as e:
+                checks.add(f'gate {name}', False, str(e))
+    import wsprefix
+    wsprefix.check_bisect_results(checks)
 
 
 def record_boot(checks, res, label, required=()):
