@@ -10,9 +10,9 @@ instrumented one) unless it is inside instrumentation_begin()/end().
 
 The build prints objtool's warnings only when it relinks vmlinux.o or
 recompiles an object, so an incremental build that did neither would show
-nothing.  The gate therefore runs the vmlinux.o validation again itself,
-with the exact command line the build recorded in .vmlinux.o.cmd (it only
-reads vmlinux.o), and the W=1 gate recompiles every object the series
+nothing.  The gate therefore links vmlinux.o again into a scratch file and
+runs objtool on it, both with the exact command lines the build recorded
+in .vmlinux.o.cmd, and the W=1 gate recompiles every object the series
 touches, which runs objtool on each (wsgates.w1_sparse reports those).
 
 A warning fails the gate unless tests/build-warning-exceptions lists its
@@ -27,8 +27,8 @@ from wslib import WsError, run
 from wsgates import OBJTOOL_RX, read_build_exceptions
 
 
-def vmlinux_objtool_command(build_dir):
-    """objtool's command line from the last link of vmlinux.o."""
+def vmlinux_link_commands(build_dir):
+    """(ld words, objtool words or None) of the last vmlinux.o link."""
     cmd_file = os.path.join(build_dir, '.vmlinux.o.cmd')
     if not os.path.exists(cmd_file):
         raise WsError(f'{cmd_file} is missing: build the kernel first')
@@ -37,11 +37,33 @@ def vmlinux_objtool_command(build_dir):
     m = re.search(r'^savedcmd_vmlinux\.o := (.*)$', text, re.M)
     if not m:
         raise WsError(f'{cmd_file}: no savedcmd_vmlinux.o line')
+    ld, objtool = None, None
     for part in m.group(1).split(';'):
         words = shlex.split(part.strip())
-        if words and os.path.basename(words[0]) == 'objtool':
-            return words
-    return None
+        if words and '-r' in words and ld is None:
+            ld = words
+        elif words and os.path.basename(words[0]) == 'objtool':
+            objtool = words
+    if ld is None:
+        raise WsError(f'{cmd_file}: no "ld -r" in the vmlinux.o command')
+    return ld, objtool
+
+
+def relink_and_check(build_dir, ld, objtool):
+    """Link vmlinux.o again into a scratch file and run objtool on it as
+    the build did.  objtool also writes (ORC, IBT seal, static calls), so
+    it cannot run twice on the build's own vmlinux.o."""
+    scratch = 'ws-objtool-vmlinux.o'
+    out = ld[:]
+    out[out.index('-o') + 1] = scratch
+    try:
+        run(out, cwd=build_dir, capture=True)
+        return run(objtool[:-1] + [scratch], cwd=build_dir, check=False,
+                   capture=True)
+    finally:
+        path = os.path.join(build_dir, scratch)
+        if os.path.exists(path):
+            os.unlink(path)
 
 
 def objtool_messages(output):
@@ -52,7 +74,7 @@ def objtool_messages(output):
 
 def vmlinux_noinstr(ws, checks):
     name = 'objtool: vmlinux.o noinstr validation'
-    cmd = vmlinux_objtool_command(ws.build_dir)
+    ld, cmd = vmlinux_link_commands(ws.build_dir)
     if cmd is None:
         checks.add(name, False, 'the vmlinux.o link ran no objtool: is '
                    'CONFIG_DEBUG_ENTRY (NOINSTR_VALIDATION) on?')
@@ -60,7 +82,7 @@ def vmlinux_noinstr(ws, checks):
     if '--noinstr' not in cmd:
         checks.add(name, False, f'objtool ran without --noinstr: {cmd}')
         return
-    r = run(cmd, cwd=ws.build_dir, check=False, capture=True)
+    r = relink_and_check(ws.build_dir, ld, cmd)
     allowed = read_build_exceptions()
     found = objtool_messages(r.stdout)
     fresh = [(o, msg) for o, msg in found if (o, msg) not in allowed]
