@@ -79,25 +79,6 @@ DIFF_RX = re.compile(r'^diff --git a/(\S+) b/(\S+)$', re.M)
 TRAILER_RX = re.compile(r'^\s*\w\S+:\s+\S.*', re.M)
 
 
-def present(probe):
-    if probe.startswith('/'):
-        return os.path.exists(probe)
-    return shutil.which(probe) is not None
-
-
-def ensure_packages():
-    """Install what the gate runs; a missing tool is an error, not a skip."""
-    miss = [pkg for pkg, probe in PACKAGES if not present(probe)]
-    if not miss:
-        return
-    with banner(f'installing {" ".join(miss)}'):
-        wslib.apt_update()
-        wslib.apt_install(miss)
-    still = [pkg for pkg, probe in PACKAGES if not present(probe)]
-    if still:
-        raise WsError(f'still missing after apt-get install: {still}')
-
-
 # ---------------------------------------------------------------------------
 # The scratch clone and README's b4 recipe
 
@@ -454,14 +435,33 @@ def send_email_gate(checks, tree, mpath, lists):
                      mails, lists.expected(texts))
 
 
+README_B4 = ['b4 prep --enroll ws/base',
+             'EDITOR="cp $P/work/cover.txt" b4 prep --edit-cover',
+             'b4 prep --auto-to-cc', 'b4 send -o $P/work/outbox']
+
+
+def readme_shows_recipes(checks):
+    """The commands this gate runs are the README's, as a user reads them:
+    continuation lines joined, runs of blanks made one."""
+    with open(os.path.join(ROOT, 'README')) as f:
+        text = re.sub(r'\\\n\s*', '', f.read())
+    text = re.sub(r'[ \t]+', ' ', text)
+    send_email = SEND_EMAIL.replace('{mpath}', '')
+    want = README_B4 + [re.sub(r'\s+', ' ', send_email)]
+    missing = [w for w in want if w not in text]
+    checks.add('sending: README shows the recipes this gate runs',
+               not missing, f'not in README: {missing}' if missing else '')
+
+
 def run_gate(ws, checks):
     if not ws.tree_exists():
         raise WsError(f'no work tree at {ws.tree}')
-    ensure_packages()
+    wslib.setup_packages(PACKAGES)
     if ws.commits_since_base() == 0:
         checks.skip('sending: b4 and git send-email',
                     'the series is empty: nothing to send')
         return
+    readme_shows_recipes(checks)
     send_dir = os.path.abspath(os.path.join(ws.work, 'send'))
     with banner(f'gate: sending, a fresh clone in {send_dir}'):
         tree = scratch_clone(ws, send_dir)

@@ -1,0 +1,231 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Gate: KUnit on arm64 and riscv64, under QEMU, with kunit.py's own setup.
+
+The series changes the page-table constructors and destructors of every
+architecture, but the test command boots x86_64 only.  arm64 and riscv
+free kernel page tables in their own code (pmd_free_pte_page(),
+pud_free_pmd_page(), memory hot-remove), so a constructor and destructor
+that disagree there is seen only by running those architectures.
+
+For each architecture of ARCHES this runs the kernel's kunit.py of the
+work tree with --arch=<arch> and its own qemu_configs/<arch>.py (console,
+machine, and for riscv the OpenSBI of qemu-system-data), the Debian cross
+compiler through ccache, and tests/kunit/<arch>.kunitconfig: KUnit, the
+pgtable_balance suite (a huge vmap or vmalloc over tables that held 4K
+mappings, and NR_PAGETABLE across it), mem_table's suite, and DEBUG_VM,
+THP, lockdep (ALLOC_SPLIT_PTLOCKS) and memory hotplug.  Each architecture
+builds in its own directory, work/archkunit/<arch>, so kbuild and ccache
+keep later runs incremental.
+
+Checks, per architecture: "<arch> kunit <suite>.<case>" for every case
+(a skip gives the reason the test printed), the "Testing complete" line
+with no failure or crash, every suite the kunitconfig enables ran, and a
+kernel log free of oopses, BUG, WARNING, lockdep and KASAN reports.  An
+option of the kunitconfig that no Kconfig file of the tree defines (a
+prefix of the series) is left out and reported, and its suite is a skip
+with that reason.  WS_ARCHKUNIT_ARCHES=arm64 restricts the run.
+"""
+
+import collections
+import inspect
+import os
+import re
+import subprocess
+import time
+
+import wslib
+from wslib import ROOT, WsError, banner, fmt_secs, git, info
+import wskunit
+
+KUNIT_DIR = os.path.join(ROOT, 'tests', 'kunit')
+
+Arch = collections.namedtuple('Arch', 'name prefix kunitconfig')
+
+ARCHES = (
+    Arch('arm64', 'aarch64-linux-gnu-',
+         os.path.join(KUNIT_DIR, 'arm64.kunitconfig')),
+    Arch('riscv', 'riscv64-linux-gnu-',
+         os.path.join(KUNIT_DIR, 'riscv.kunitconfig')),
+)
+
+# The Debian packages (format of wslib.PACKAGES): QEMU for each machine,
+# the cross compilers, and riscv's firmware, which kunit.py's riscv
+# configuration loads from /usr/share/qemu/ (qemu-system-data ships it).
+PACKAGES = [
+    ('qemu-system-arm', 'qemu-system-aarch64'),
+    ('qemu-system-misc', 'qemu-system-riscv64'),
+    ('qemu-system-data',
+     '/usr/share/qemu/opensbi-riscv64-generic-fw_dynamic.bin'),
+    ('gcc-aarch64-linux-gnu', 'aarch64-linux-gnu-gcc'),
+    ('gcc-riscv64-linux-gnu', 'riscv64-linux-gnu-gcc'),
+    ('ccache', 'ccache'),
+]
+
+# Kconfig symbol of a KUnit suite -> the suite's name, for the suites the
+# kunitconfigs enable: each one enabled must appear in the results.
+SUITES = {
+    'PGTABLE_BALANCE_KUNIT_TEST': 'pgtable_balance',
+    'MEM_TABLE_KUNIT_TEST': 'mem_table',
+}
+
+# kunit.py's QEMU run: a TCG boot with lockdep and DEBUG_VM.
+TIMEOUT = 1200
+
+OPTION_RX = re.compile(r'^CONFIG_([A-Za-z0-9_]+)=(.*)$')
+ELAPSED_RX = re.compile(r'Elapsed time: .*$', re.M)
+
+
+def selected_arches():
+    want = os.environ.get('WS_ARCHKUNIT_ARCHES')
+    if not want:
+        return list(ARCHES)
+    known = {a.name: a for a in ARCHES}
+    names = [n.strip() for n in want.split(',') if n.strip()]
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise WsError(f'WS_ARCHKUNIT_ARCHES: unknown {bad}; known: '
+                      f'{", ".join(known)}')
+    return [known[n] for n in names]
+
+
+def kconfig_symbols(tree):
+    """Every symbol a Kconfig file of tree defines."""
+    out = git(tree, 'grep', '-h', '-E',
+              r'^[[:space:]]*(menu)?config [A-Za-z0-9_]+', '--', '*Kconfig*')
+    return {ln.split()[1] for ln in out.splitlines() if ln.split()[1:]}
+
+
+def filter_kunitconfig(src, dst, known):
+    """Copy src to dst without the options that no Kconfig defines.
+    Returns (suites the copy enables, options left out)."""
+    kept, dropped, suites = [], [], []
+    with open(src) as f:
+        for line in f:
+            m = OPTION_RX.match(line.strip())
+            if m and m.group(1) not in known:
+                dropped.append(m.group(1))
+                continue
+            if m and m.group(1) in SUITES and m.group(2) == 'y':
+                suites.append(SUITES[m.group(1)])
+            kept.append(line)
+    with open(dst, 'w') as f:
+        f.writelines(kept)
+    return suites, dropped
+
+
+def run_kunitpy(ws, arch, build_dir, kconf, name, want):
+    """kunit.py run for arch, cross-compiled through ccache.  Uses
+    wskunit.kunitpy() when it takes cross_compile and make_options;
+    otherwise runs the same command here (it passes neither for an
+    architecture other than x86_64)."""
+    make_options = [f'CC=ccache {arch.prefix}gcc']
+    params = inspect.signature(wskunit.kunitpy).parameters
+    if 'cross_compile' in params and 'make_options' in params:
+        return wskunit.kunitpy(ws, build_dir, kconf, name, want,
+                               arch=arch.name, qemu_config=None,
+                               timeout=TIMEOUT, make_env=ws.make_env(),
+                               cross_compile=arch.prefix,
+                               make_options=make_options)
+    return _kunitpy_cross(ws, build_dir, kconf, name, want, arch,
+                          make_options)
+
+
+def _kunitpy_cross(ws, build_dir, kconf, name, want, arch, make_options):
+    res = wskunit.KunitResult(name)
+    os.makedirs(ws.logs, exist_ok=True)
+    res.log_path = os.path.join(ws.logs, f'{name}.log')
+    json_path = os.path.join(ws.logs, f'{name}.json')
+    jobs = os.environ.get('WS_JOBS') or str(os.cpu_count() or 2)
+    cmd = ['python3', os.path.join(ws.tree, 'tools/testing/kunit/kunit.py'),
+           'run', f'--arch={arch.name}', f'--cross_compile={arch.prefix}',
+           f'--build_dir={build_dir}', f'--kunitconfig={kconf}',
+           f'--jobs={jobs}', f'--timeout={TIMEOUT}', f'--json={json_path}']
+    cmd += [f'--make_options={opt}' for opt in make_options]
+    env = dict(os.environ)
+    env.update(ws.make_env())
+    env.pop('ARCH', None)
+    if os.path.exists(json_path):
+        os.unlink(json_path)
+    t0 = time.monotonic()
+    with banner(f'KUnit ({name}): kunit.py run --arch={arch.name}'):
+        with open(res.log_path, 'w') as logf:
+            logf.write('$ ' + ' '.join(cmd) + '\n')
+            logf.flush()
+            p = subprocess.run(cmd, cwd=ws.tree, env=env, text=True,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+            logf.write(p.stdout)
+    res.wall = time.monotonic() - t0
+    wskunit.parse_output(res, p.stdout, json_path, want,
+                         os.path.join(build_dir, 'test.log'))
+    return res
+
+
+def elapsed_line(res):
+    """kunit.py's "Elapsed time: ... configuring, ... building, ...
+    running" line from the run's log, or ''."""
+    try:
+        with open(res.log_path, errors='replace') as f:
+            m = None
+            for m in ELAPSED_RX.finditer(f.read()):
+                pass
+        return m.group(0).strip() if m else ''
+    except OSError:
+        return ''
+
+
+def record(checks, label, res, kconf_name, want):
+    for case, st in res.cases:
+        if st == 'SKIP':
+            why = res.skip_reasons.get(case.rsplit('.', 1)[-1]) or \
+                'no reason given'
+            checks.skip(f'{label} {case}', why)
+        else:
+            checks.add(f'{label} {case}', st == 'PASS', st)
+    checks.add(f'{label}: "Testing complete" line, no failure or crash',
+               res.summary_line is not None and
+               not res.counts.get('failed') and
+               not res.counts.get('crashed') and res.error is None,
+               res.summary_line or res.error or '')
+    checks.add(f'{label}: every suite of {kconf_name} ran',
+               not res.missing,
+               f'missing: {res.missing}' if res.missing
+               else f'ran {", ".join(sorted(want))}')
+    checks.add(f'{label}: kernel log free of warnings, lockdep and KASAN',
+               not res.problems,
+               '; '.join(line for _, line in res.problems[:5]))
+
+
+def gate_arch(ws, checks, arch, known):
+    label = f'{arch.name} kunit'
+    build_dir = os.path.join(ws.work, 'archkunit', arch.name)
+    os.makedirs(build_dir, exist_ok=True)
+    kconf = os.path.join(build_dir, 'ws.kunitconfig')
+    want, dropped = filter_kunitconfig(arch.kunitconfig, kconf, known)
+    kconf_name = os.path.relpath(arch.kunitconfig, ROOT)
+    if dropped:
+        info(f'{kconf_name}: no Kconfig file of the tree defines '
+             f'{", ".join(dropped)}; left out')
+    for sym in dropped:
+        if sym in SUITES:
+            checks.skip(f'{label} {SUITES[sym]}',
+                        f'CONFIG_{sym} is not defined by this tree '
+                        '(a prefix of the series)')
+    res = run_kunitpy(ws, arch, build_dir, kconf, f'kunit-{arch.name}', want)
+    print(res.summary())
+    record(checks, label, res, kconf_name, want)
+    times = elapsed_line(res)
+    info(f'{label}: {fmt_secs(res.wall)} wall' +
+         (f'; kunit.py: {times}' if times else ''))
+
+
+def run_gate(ws, checks):
+    if not ws.tree_exists():
+        raise WsError(f'no work tree at {ws.tree}')
+    wslib.setup_packages(PACKAGES)
+    known = kconfig_symbols(ws.tree)
+    t0 = time.monotonic()
+    for arch in selected_arches():
+        with banner(f'gate: KUnit on {arch.name}'):
+            gate_arch(ws, checks, arch, known)
+    info(f'arm64/riscv KUnit: {fmt_secs(time.monotonic() - t0)} in all')
