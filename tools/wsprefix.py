@@ -140,7 +140,13 @@ def compile_prefix(sws, objs):
 
 def run_gate(ws, checks):
     """Each prefix compiles the objects its last patch touches."""
-    patches = series_patches()
+    prefix_builds(ws, checks, series_patches(), ws.build_dir)
+
+
+def prefix_builds(ws, checks, patches, main_build):
+    """Apply patches one at a time in ws.work/prefix; after each, compile
+    the objects it touches that main_build (the tip's build in the same
+    configuration) has."""
     if not patches:
         checks.skip('prefix builds', 'the series is empty')
         return
@@ -157,7 +163,7 @@ def run_gate(ws, checks):
             checks.add(f'prefix {n:02}: applies', False, str(e))
             first_bad = first_bad or name
             break
-        objs = touched_objects(sws, ws.build_dir)
+        objs = touched_objects(sws, main_build)
         label = f'prefix {n:02} compiles ({patch_subject(p)})'
         if not objs:
             checks.add(label, True, 'touches no object of the test '
