@@ -357,7 +357,6 @@ UPSTREAM_GATES = [
     ('wsdocs', False),        # htmldocs of mm and arch/x86 against base
     ('wssend', False),        # b4 prep/send -o and git send-email
     ('wskunitcfg', False),    # each tests/*.kunitconfig alone
-    ('wsarchkunit', False),   # KUnit on arm64 and riscv64
     ('wsprefix', True),       # every prefix compiles its objects
     ('wscross', False),       # cross builds of six architectures, i386
 ]
