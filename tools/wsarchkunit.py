@@ -71,6 +71,10 @@ SUITES = {
 # kunit.py's QEMU run: a TCG boot with lockdep and DEBUG_VM.
 TIMEOUT = 1200
 
+# A panic reboots at once, and kunit.py's QEMU (-no-reboot) then exits
+# with what the kernel printed, instead of spinning until TIMEOUT.
+KERNEL_ARGS = ('panic=-1',)
+
 OPTION_RX = re.compile(r'^CONFIG_([A-Za-z0-9_]+)=(.*)$')
 ELAPSED_RX = re.compile(r'Elapsed time: .*$', re.M)
 
@@ -123,7 +127,8 @@ def run_kunitpy(ws, arch, build_dir, kconf, name, want):
     if 'cross_compile' in params and 'make_options' in params:
         return wskunit.kunitpy(ws, build_dir, kconf, name, want,
                                arch=arch.name, qemu_config=None,
-                               timeout=TIMEOUT, make_env=ws.make_env(),
+                               cmdline=KERNEL_ARGS, timeout=TIMEOUT,
+                               make_env=ws.make_env(),
                                cross_compile=arch.prefix,
                                make_options=make_options)
     return _kunitpy_cross(ws, build_dir, kconf, name, want, arch,
@@ -141,6 +146,7 @@ def _kunitpy_cross(ws, build_dir, kconf, name, want, arch, make_options):
            f'--build_dir={build_dir}', f'--kunitconfig={kconf}',
            f'--jobs={jobs}', f'--timeout={TIMEOUT}', f'--json={json_path}']
     cmd += [f'--make_options={opt}' for opt in make_options]
+    cmd += [f'--kernel_args={arg}' for arg in KERNEL_ARGS]
     env = dict(os.environ)
     env.update(ws.make_env())
     env.pop('ARCH', None)
@@ -175,8 +181,15 @@ def elapsed_line(res):
 
 
 def record(checks, label, res, kconf_name, want):
+    unnamed = collections.Counter()
     for case, st in res.cases:
-        if st == 'SKIP':
+        if case.endswith('.'):
+            # kunit.py names no case that the kernel died before reporting.
+            unnamed[case] += 1
+            checks.add(f'{label} {case}<unreported case {unnamed[case]}>',
+                       False, f'{st}: the kernel stopped before the case '
+                       'reported')
+        elif st == 'SKIP':
             why = res.skip_reasons.get(case.rsplit('.', 1)[-1]) or \
                 'no reason given'
             checks.skip(f'{label} {case}', why)
@@ -185,7 +198,8 @@ def record(checks, label, res, kconf_name, want):
     checks.add(f'{label}: "Testing complete" line, no failure or crash',
                res.summary_line is not None and
                not res.counts.get('failed') and
-               not res.counts.get('crashed') and res.error is None,
+               not res.counts.get('crashed') and
+               not res.counts.get('errors') and res.error is None,
                res.summary_line or res.error or '')
     checks.add(f'{label}: every suite of {kconf_name} ran',
                not res.missing,

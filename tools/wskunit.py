@@ -105,10 +105,12 @@ def run_kunit(ws, cmdline=(), name='kunit', suites_file=None, timeout=1200,
 
 def kunitpy(ws, build_dir, kconf, name, want, arch='x86_64',
             qemu_config=QEMU_CONFIG, cmdline=(), timeout=1200,
-            filter_glob=None, qemu_args=(), make_env=None):
+            filter_glob=None, qemu_args=(), make_env=None,
+            cross_compile=None, make_options=None):
     """Run kunit.py of ws.tree on kconf in build_dir; want: suites that
     must appear in its results.  qemu_config None means kunit.py's own
-    configuration for arch."""
+    configuration for arch; make_options default to the workspace's
+    (ccache) on x86_64 only."""
     res = KunitResult(name)
     os.makedirs(ws.logs, exist_ok=True)
     res.log_path = os.path.join(ws.logs, f'{name}.log')
@@ -123,11 +125,13 @@ def kunitpy(ws, build_dir, kconf, name, want, arch='x86_64',
     env = dict(os.environ)
     env.update(make_env or ws.make_env())
     env.pop('ARCH', None)
-    if arch == 'x86_64':
-        make_opts = [a for a in ws.make_args()
-                     if not a.startswith(('O=', 'ARCH='))]
-        for opt in make_opts:
-            cmd.append(f'--make_options={opt}')
+    if cross_compile:
+        cmd.append(f'--cross_compile={cross_compile}')
+    if make_options is None and arch == 'x86_64':
+        make_options = [a for a in ws.make_args()
+                        if not a.startswith(('O=', 'ARCH='))]
+    for opt in make_options or ():
+        cmd.append(f'--make_options={opt}')
     for arg in cmdline:
         cmd.append(f'--kernel_args={arg}')
     if qemu_args:
