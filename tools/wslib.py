@@ -464,22 +464,32 @@ SERIES_HEADER = """\
 # kernel work tree; change the commits and export, do not edit by hand.
 """
 
-def read_parts(path=SERIES_PARTS):
-    """[(first patch subject, part title)] from series.parts."""
-    parts = []
+def read_table(path, usage):
+    """Rows of a "A | B | ..." file, with as many fields as usage names.
+
+    Blank lines and lines starting with # are skipped; a missing file is
+    an empty table; a row with another number of fields, or an empty
+    one, stops with the file, the line and usage.
+    """
+    rows = []
     if not os.path.exists(path):
-        return parts
+        return rows
+    nfields = usage.count(' | ') + 1
     with open(path) as f:
         for n, line in enumerate(f, 1):
             line = line.strip()
             if not line or line.startswith('#'):
                 continue
-            subject, sep, title = (x.strip() for x in line.partition(' | '))
-            if not sep or not subject or not title:
-                raise WsError(f'{path}:{n}: expected "SUBJECT | TITLE", '
-                              f'got: {line}')
-            parts.append((subject, title))
-    return parts
+            fields = [x.strip() for x in line.split(' | ')]
+            if len(fields) != nfields or not all(fields):
+                raise WsError(f'{path}:{n}: expected "{usage}", got: {line}')
+            rows.append(tuple(fields))
+    return rows
+
+
+def read_parts(path=SERIES_PARTS):
+    """[(first patch subject, part title)] from series.parts."""
+    return read_table(path, 'SUBJECT | TITLE')
 
 
 def patch_subject(path):
@@ -918,20 +928,7 @@ def read_known_failures(path=KNOWN_FAILURES):
     Each line is "CHECK NAME GLOB | REASON | WHAT FIXES IT"; the glob is
     matched against the whole check name with fnmatch.
     """
-    entries = []
-    if not os.path.exists(path):
-        return entries
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line or line.startswith('#'):
-                continue
-            parts = [x.strip() for x in line.split(' | ')]
-            if len(parts) != 3 or not all(parts):
-                raise WsError(f'{path}:{n}: expected "CHECK GLOB | REASON | '
-                              f'WHAT FIXES IT", got: {line}')
-            entries.append(tuple(parts))
-    return entries
+    return read_table(path, 'CHECK GLOB | REASON | WHAT FIXES IT')
 
 
 class Checks:
