@@ -27,14 +27,12 @@ with that reason.  WS_ARCHKUNIT_ARCHES=arm64 restricts the run.
 """
 
 import collections
-import inspect
 import os
 import re
-import subprocess
 import time
 
 import wslib
-from wslib import ROOT, WsError, banner, fmt_secs, git, info
+from wslib import ROOT, WsError, banner, fmt_secs, info
 import wskunit
 
 KUNIT_DIR = os.path.join(ROOT, 'tests', 'kunit')
@@ -92,13 +90,6 @@ def selected_arches():
     return [known[n] for n in names]
 
 
-def kconfig_symbols(tree):
-    """Every symbol a Kconfig file of tree defines."""
-    out = git(tree, 'grep', '-h', '-E',
-              r'^[[:space:]]*(menu)?config [A-Za-z0-9_]+', '--', '*Kconfig*')
-    return {ln.split()[1] for ln in out.splitlines() if ln.split()[1:]}
-
-
 def filter_kunitconfig(src, dst, known):
     """Copy src to dst without the options that no Kconfig defines.
     Returns (suites the copy enables, options left out)."""
@@ -117,56 +108,6 @@ def filter_kunitconfig(src, dst, known):
     return suites, dropped
 
 
-def run_kunitpy(ws, arch, build_dir, kconf, name, want):
-    """kunit.py run for arch, cross-compiled through ccache.  Uses
-    wskunit.kunitpy() when it takes cross_compile and make_options;
-    otherwise runs the same command here (it passes neither for an
-    architecture other than x86_64)."""
-    make_options = [f'CC=ccache {arch.prefix}gcc']
-    params = inspect.signature(wskunit.kunitpy).parameters
-    if 'cross_compile' in params and 'make_options' in params:
-        return wskunit.kunitpy(ws, build_dir, kconf, name, want,
-                               arch=arch.name, qemu_config=None,
-                               cmdline=KERNEL_ARGS, timeout=TIMEOUT,
-                               make_env=ws.make_env(),
-                               cross_compile=arch.prefix,
-                               make_options=make_options)
-    return _kunitpy_cross(ws, build_dir, kconf, name, want, arch,
-                          make_options)
-
-
-def _kunitpy_cross(ws, build_dir, kconf, name, want, arch, make_options):
-    res = wskunit.KunitResult(name)
-    os.makedirs(ws.logs, exist_ok=True)
-    res.log_path = os.path.join(ws.logs, f'{name}.log')
-    json_path = os.path.join(ws.logs, f'{name}.json')
-    jobs = os.environ.get('WS_JOBS') or str(os.cpu_count() or 2)
-    cmd = ['python3', os.path.join(ws.tree, 'tools/testing/kunit/kunit.py'),
-           'run', f'--arch={arch.name}', f'--cross_compile={arch.prefix}',
-           f'--build_dir={build_dir}', f'--kunitconfig={kconf}',
-           f'--jobs={jobs}', f'--timeout={TIMEOUT}', f'--json={json_path}']
-    cmd += [f'--make_options={opt}' for opt in make_options]
-    cmd += [f'--kernel_args={arg}' for arg in KERNEL_ARGS]
-    env = dict(os.environ)
-    env.update(ws.make_env())
-    env.pop('ARCH', None)
-    if os.path.exists(json_path):
-        os.unlink(json_path)
-    t0 = time.monotonic()
-    with banner(f'KUnit ({name}): kunit.py run --arch={arch.name}'):
-        with open(res.log_path, 'w') as logf:
-            logf.write('$ ' + ' '.join(cmd) + '\n')
-            logf.flush()
-            p = subprocess.run(cmd, cwd=ws.tree, env=env, text=True,
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
-            logf.write(p.stdout)
-    res.wall = time.monotonic() - t0
-    wskunit.parse_output(res, p.stdout, json_path, want,
-                         os.path.join(build_dir, 'test.log'))
-    return res
-
-
 def elapsed_line(res):
     """kunit.py's "Elapsed time: ... configuring, ... building, ...
     running" line from the run's log, or ''."""
@@ -178,36 +119,6 @@ def elapsed_line(res):
         return m.group(0).strip() if m else ''
     except OSError:
         return ''
-
-
-def record(checks, label, res, kconf_name, want):
-    unnamed = collections.Counter()
-    for case, st in res.cases:
-        if case.endswith('.'):
-            # kunit.py names no case that the kernel died before reporting.
-            unnamed[case] += 1
-            checks.add(f'{label} {case}<unreported case {unnamed[case]}>',
-                       False, f'{st}: the kernel stopped before the case '
-                       'reported')
-        elif st == 'SKIP':
-            why = res.skip_reasons.get(case.rsplit('.', 1)[-1]) or \
-                'no reason given'
-            checks.skip(f'{label} {case}', why)
-        else:
-            checks.add(f'{label} {case}', st == 'PASS', st)
-    checks.add(f'{label}: "Testing complete" line, no failure or crash',
-               res.summary_line is not None and
-               not res.counts.get('failed') and
-               not res.counts.get('crashed') and
-               not res.counts.get('errors') and res.error is None,
-               res.summary_line or res.error or '')
-    checks.add(f'{label}: every suite of {kconf_name} ran',
-               not res.missing,
-               f'missing: {res.missing}' if res.missing
-               else f'ran {", ".join(sorted(want))}')
-    checks.add(f'{label}: kernel log free of warnings, lockdep and KASAN',
-               not res.problems,
-               '; '.join(line for _, line in res.problems[:5]))
 
 
 def gate_arch(ws, checks, arch, known):
@@ -225,9 +136,13 @@ def gate_arch(ws, checks, arch, known):
             checks.skip(f'{label} {SUITES[sym]}',
                         f'CONFIG_{sym} is not defined by this tree '
                         '(a prefix of the series)')
-    res = run_kunitpy(ws, arch, build_dir, kconf, f'kunit-{arch.name}', want)
+    res = wskunit.kunitpy(ws, build_dir, kconf, f'kunit-{arch.name}', want,
+                          arch=arch.name, qemu_config=None,
+                          cmdline=KERNEL_ARGS, timeout=TIMEOUT,
+                          cross_compile=arch.prefix,
+                          make_options=[f'CC=ccache {arch.prefix}gcc'])
     print(res.summary())
-    record(checks, label, res, kconf_name, want)
+    wskunit.record(checks, label, res, kconf_name)
     times = elapsed_line(res)
     info(f'{label}: {fmt_secs(res.wall)} wall' +
          (f'; kunit.py: {times}' if times else ''))
@@ -237,7 +152,7 @@ def run_gate(ws, checks):
     if not ws.tree_exists():
         raise WsError(f'no work tree at {ws.tree}')
     wslib.setup_packages(PACKAGES)
-    known = kconfig_symbols(ws.tree)
+    known = wslib.kconfig_symbols(ws.tree)
     t0 = time.monotonic()
     for arch in selected_arches():
         with banner(f'gate: KUnit on {arch.name}'):

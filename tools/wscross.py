@@ -127,13 +127,6 @@ def selected_arches():
     return [known[n] for n in names]
 
 
-def kconfig_symbols(tree):
-    """Every symbol a Kconfig file of tree defines."""
-    out = git(tree, 'grep', '-h', '-E',
-              r'^[[:space:]]*(menu)?config [A-Za-z0-9_]+', '--', '*Kconfig*')
-    return {ln.split()[1] for ln in out.splitlines() if ln.split()[1:]}
-
-
 def kbuild_dir(tree, d):
     return any(os.path.exists(os.path.join(tree, d, f))
                for f in ('Kbuild', 'Makefile'))
@@ -212,7 +205,7 @@ class CrossBuild:
         """(lost, absent): fragment options .config lacks, and those of
         them that no Kconfig file of this tree defines."""
         have = parse_config(os.path.join(self.bdir, '.config'))
-        known = kconfig_symbols(self.tree)
+        known = wslib.kconfig_symbols(self.tree)
         lost, absent = [], []
         for name, want in parse_config(self.fragment).items():
             if have.get(name, 'n') != want:

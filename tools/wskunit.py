@@ -9,6 +9,7 @@ runs KUnit are one build.  kunit.py's record of the last kunitconfig
 away a .config that already satisfies it.
 """
 
+import collections
 import fnmatch
 import json
 import os
@@ -16,7 +17,7 @@ import re
 import subprocess
 import time
 
-from wslib import ROOT, WsError, banner, fmt_secs
+from wslib import ROOT, banner, fmt_secs
 import wsboot
 
 QEMU_CONFIG = os.path.join(ROOT, 'tests', 'kunit', 'qemu_x86_64_max.py')
@@ -182,3 +183,37 @@ def parse_output(res, out, json_path, want, raw):
         res.problems = wsboot.scan_log(text)
         for m in SKIP_RX.finditer(text):
             res.skip_reasons[m.group(1).strip()] = m.group(2).strip()
+
+
+def record(checks, label, res, suites_from):
+    """Count res as checks named "<label> ...": one per case (a skip with
+    the reason the test printed; a case the kernel died in before
+    reporting it fails, named by its suite), the summary line, every
+    wanted suite ran (suites_from: the file that names them), and a
+    kernel log free of warnings, lockdep and KASAN reports."""
+    unreported = collections.Counter()
+    for case, st in res.cases:
+        if case.endswith('.'):
+            unreported[case] += 1
+            checks.add(f'{label} {case}<unreported case '
+                       f'{unreported[case]}>', False,
+                       f'{st}: the kernel stopped before the case reported')
+        elif st == 'SKIP':
+            why = res.skip_reasons.get(case.rsplit('.', 1)[-1]) or \
+                'no reason given'
+            checks.skip(f'{label} {case}', why)
+        else:
+            checks.add(f'{label} {case}', st == 'PASS', st)
+    checks.add(f'{label}: "Testing complete" line, no failure or crash',
+               res.summary_line is not None and
+               not res.counts.get('failed') and
+               not res.counts.get('crashed') and
+               not res.counts.get('errors') and res.error is None,
+               res.summary_line or res.error or '')
+    checks.add(f'{label}: every suite of {suites_from} ran',
+               not res.missing,
+               f'missing: {res.missing}' if res.missing
+               else f'ran {", ".join(sorted(res.suites))}')
+    checks.add(f'{label}: kernel log free of warnings, lockdep and KASAN',
+               not res.problems,
+               '; '.join(line for _, line in res.problems[:5]))

@@ -11,7 +11,7 @@ the .config from that file and its own defaults, checks that every option
 of the file survived, builds and boots.  A suite must then run with no
 failure, and its skips must give a reason.
 
-The four runs share one build directory (work/kunitcfg), so kbuild's
+The runs share one build directory (work/kunitcfg), so kbuild's
 per-option dependencies rebuild only what a config change touches.
 """
 

@@ -8,7 +8,6 @@ dependencies run one way.
 
 import fnmatch
 import hashlib
-import json
 import os
 import re
 import shlex
@@ -856,10 +855,7 @@ class Workspace:
 
     def kconfig_symbols(self):
         """Every symbol a Kconfig file of the work tree defines."""
-        out = git(self.tree, 'grep', '-h', '-E',
-                  r'^[[:space:]]*(menu)?config [A-Za-z0-9_]+',
-                  '--', '*Kconfig*')
-        return {ln.split()[1] for ln in out.splitlines() if ln.split()[1:]}
+        return kconfig_symbols(self.tree)
 
     def config_problems(self, frags):
         """Options kernel-config/ asks for that .config does not have.
@@ -914,6 +910,13 @@ def parse_config(path):
             if m:
                 vals[m.group(1)] = 'n'
     return vals
+
+
+def kconfig_symbols(tree):
+    """Every symbol a Kconfig file of the git tree at tree defines."""
+    out = git(tree, 'grep', '-h', '-E',
+              r'^[[:space:]]*(menu)?config [A-Za-z0-9_]+', '--', '*Kconfig*')
+    return {ln.split()[1] for ln in out.splitlines() if ln.split()[1:]}
 
 
 # ---------------------------------------------------------------------------

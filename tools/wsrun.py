@@ -357,6 +357,7 @@ UPSTREAM_GATES = [
     ('wsdocs', False),        # htmldocs of mm and arch/x86 against base
     ('wssend', False),        # b4 prep/send -o and git send-email
     ('wskunitcfg', False),    # each tests/*.kunitconfig alone
+    ('wsarchkunit', False),   # KUnit on arm64 and riscv64 under QEMU
     ('wsprefix', True),       # every prefix compiles its objects
     ('wscross', False),       # cross builds of six architectures, i386
 ]
@@ -516,21 +517,4 @@ def kunit_run(ws, checks, name, cmdline, filter_glob=None, qemu_args=()):
     res = wskunit.run_kunit(ws, cmdline, name, filter_glob=filter_glob,
                             qemu_args=qemu_args)
     print(res.summary())
-    label = name
-    for case, st in res.cases:
-        if st == 'SKIP':
-            why = res.skip_reasons.get(case.rsplit('.', 1)[-1]) or \
-                'no reason given'
-            checks.skip(f'{label} {case}', why)
-        else:
-            checks.add(f'{label} {case}', st == 'PASS', st)
-    checks.add(f'{label}: "Testing complete" line, no failure or crash',
-               res.summary_line is not None and
-               not res.counts.get('failed') and
-               not res.counts.get('crashed') and res.error is None,
-               res.summary_line or res.error or '')
-    checks.add(f'{label}: every suite of tests/kunit-suites ran',
-               not res.missing, f'missing: {res.missing}' if res.missing
-               else f'{len(res.suites)} suites')
-    checks.add(f'{label}: kernel log free of warnings, lockdep and KASAN',
-               not res.problems, '; '.join(l for _, l in res.problems[:5]))
+    wskunit.record(checks, name, res, 'tests/kunit-suites')
