@@ -26,28 +26,11 @@ import statistics
 import subprocess
 import time
 
+import wslib
 from wslib import (ROOT, WsError, banner, info, run, fmt_secs,
                    run_with_heartbeat)
 
 BENCH_SRC = os.path.join(ROOT, 'tests', 'bench')
-
-
-def base_worktree(ws, path):
-    """A detached git worktree of the work tree's repository at ws/base."""
-    want = run(['git', 'rev-parse', 'ws/base^{commit}'], cwd=ws.tree,
-               capture=True).stdout.strip()
-    if os.path.isdir(path):
-        have = run(['git', 'rev-parse', 'HEAD'], cwd=path, capture=True,
-                   check=False).stdout.strip()
-        if have == want:
-            return path
-        run(['git', 'worktree', 'remove', '--force', path], cwd=ws.tree,
-            check=False)
-        shutil.rmtree(path, ignore_errors=True)
-    run(['git', 'worktree', 'prune'], cwd=ws.tree)
-    run(['git', 'worktree', 'add', '--detach', path, want], cwd=ws.tree,
-        capture=True)
-    return path
 
 
 def build_kernel(ws, label, src, out, extra_frags=()):
@@ -112,8 +95,7 @@ def bench(ws, args):
     forkexit = os.path.join(bench_dir, 'forkexit')
     run(['gcc', '-static', '-O2', '-Wall', '-o', forkexit,
          os.path.join(BENCH_SRC, 'forkexit.c')])
-    kernels = [('base', base_worktree(ws, os.path.join(bench_dir,
-                                                       'base-src'))),
+    kernels = [('base', wslib.base_checkout(ws.work)),
                ('series', ws.tree)]
     results = {}
     for label, src in kernels:

@@ -30,12 +30,16 @@ BOOT_D = os.path.join(ROOT, 'tests', 'boot.d')
 BAD_PATTERNS = [
     (re.compile(r'Kernel panic'), 'panic'),
     (re.compile(r'\bOops\b|general protection fault'), 'oops'),
-    (re.compile(r'\bBUG:'), 'BUG'),
+    (re.compile(r'\bBUG:|kernel BUG at'), 'BUG'),
     (re.compile(r'\bWARNING:'), 'WARNING'),
     (re.compile(r'KASAN:|kasan_report'), 'KASAN'),
     (re.compile(r'UBSAN:'), 'UBSAN'),
     (re.compile(r'possible circular locking|inconsistent lock state|'
                 r'suspicious RCU usage'), 'lockdep'),
+    # A task that runs too long without a schedule point: an RCU stall,
+    # a soft or hard lockup, a task blocked past the hung-task timeout.
+    (re.compile(r'detected stalls on CPUs/tasks|soft lockup|hard LOCKUP|'
+                r'blocked for more than \d+ seconds'), 'stall'),
 ]
 
 

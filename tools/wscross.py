@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import time
 
 import wslib
@@ -292,21 +291,6 @@ def cross_dir(ws):
     return os.path.join(os.path.abspath(ws.work), 'cross')
 
 
-def base_tree(ws, base_sha):
-    """work/cross/base-src: a clone of the imported base at BASE_REF."""
-    tree = os.path.join(cross_dir(ws), 'base-src')
-    if os.path.isdir(os.path.join(tree, '.git')):
-        head = run(['git', '-C', tree, 'rev-parse', 'HEAD'], check=False,
-                   capture=True).stdout.strip()
-        if head == base_sha:
-            return tree
-        shutil.rmtree(tree)
-    with banner(f'cross: cloning the base into {tree}'):
-        wslib.clone_base(wslib.ensure_base(), tree)
-        git(tree, 'checkout', '-q', '--detach', base_sha)
-    return tree
-
-
 def touched(changed):
     """({srcarch: [files]} the series changes under arch/, and whether it
     changes a header under include/, which every architecture includes)."""
@@ -348,7 +332,7 @@ def base_results(ws, arch, base_sha, objs):
     if ent and ent['key'] == key:
         info(f'cross {arch.name}: base results from {path}')
         return ent
-    b = CrossBuild(ws, arch, base_tree(ws, base_sha),
+    b = CrossBuild(ws, arch, wslib.base_checkout(ws.work),
                    os.path.join(cross_dir(ws), arch.name, 'base'))
     b.configure()
     b.make('prepare', extra=['-s', f'-j{JOBS}'])

@@ -14,8 +14,8 @@
   such a toctree for old documents still to be sorted, and a new one
   belongs in the structured part.
 
-Both trees are built out of tree in work/docs/ (the base from its own
-checkout in work/docs/base-src); the base's warnings are cached by the
+Both trees are built out of tree in work/docs/ (the base from the
+shared checkout work/base-src); the base's warnings are cached by the
 base commit and the Sphinx version, so a warm run builds only the series.
 6.12's htmldocs also writes the netlink specs' .rst files into the
 source tree whatever O= says; they are sent to the O= directory instead.
@@ -103,7 +103,7 @@ def warnings_of(stderr, prefixes):
     return lines
 
 
-def base_warnings(docs):
+def base_warnings(ws, docs):
     """The base's warnings, built once per base commit and Sphinx version.
 
     The cache keeps the raw stderr, so a change to the normalisation
@@ -112,7 +112,7 @@ def base_warnings(docs):
     repo = wslib.ensure_base()
     sha = git(repo, 'rev-parse', f'{BASE_REF}^{{commit}}')
     key = {'base': sha, 'sphinx': sphinx_version(), 'dirs': SPHINXDIRS}
-    src, out = os.path.join(docs, 'base-src'), os.path.join(docs, 'base')
+    out = os.path.join(docs, 'base')
     cache = os.path.join(docs, 'base-stderr.json')
     if os.path.exists(cache):
         with open(cache) as f:
@@ -120,12 +120,7 @@ def base_warnings(docs):
         if data.get('key') == key:
             info(f'base docs: warnings cached for {sha[:12]} ({cache})')
             return warnings_of(data['stderr'], data['prefixes'])
-    have = run(['git', '-C', src, 'rev-parse', '-q', '--verify', 'HEAD'],
-               check=False, capture=True).stdout.strip()
-    if have != sha:
-        shutil.rmtree(src, ignore_errors=True)
-        wslib.clone_base(repo, src)
-        git(src, 'checkout', '-q', BASE_REF)
+    src = wslib.base_checkout(ws.work)
     os.makedirs(out, exist_ok=True)
     with banner(f'htmldocs SPHINXDIRS="{SPHINXDIRS}" of the base'):
         rc, err = htmldocs(src, out)
@@ -140,7 +135,7 @@ def base_warnings(docs):
 
 def new_warnings(ws, checks, docs):
     """Build the series' docs; FAIL on each warning the base lacks."""
-    base = base_warnings(docs)
+    base = base_warnings(ws, docs)
     if git(ws.tree, '--no-optional-locks', 'status', '--porcelain'):
         info(f'{ws.tree} has uncommitted changes: its docs are built from '
              'the files as they are')

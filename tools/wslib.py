@@ -419,6 +419,27 @@ def clone_base(repo, tree):
          '--config', 'gc.auto=0', repo, tree], capture=True)
 
 
+def base_checkout(work):
+    """work/base-src: a checkout of the imported base at BASE_REF, made
+    once per base commit and shared by the gates that build the base out
+    of tree beside the series (docs, cross, bench).  They only read it:
+    every build puts its output in an O= directory of its own."""
+    repo = ensure_base()
+    want = git(repo, 'rev-parse', f'{BASE_REF}^{{commit}}')
+    tree = os.path.join(os.path.abspath(work), 'base-src')
+    have = run(['git', '-C', tree, 'rev-parse', '-q', '--verify', 'HEAD'],
+               check=False, capture=True).stdout.strip() \
+        if os.path.isdir(os.path.join(tree, '.git')) else ''
+    if have == want and not git(tree, 'status', '--porcelain',
+                                '--untracked-files=no'):
+        return tree
+    shutil.rmtree(tree, ignore_errors=True)
+    with banner(f'checking out the base into {tree}'):
+        clone_base(repo, tree)
+        git(tree, 'checkout', '-q', '--detach', want)
+    return tree
+
+
 def identity():
     """The repository's configured git identity: authorship of everything."""
     name = run(['git', '-C', ROOT, 'config', 'user.name'], check=False,

@@ -330,6 +330,75 @@ class KnownFailures(EnvCase):
         wslib.read_known_failures()
 
 
+class KunitRecord(unittest.TestCase):
+    """wskunit.record() turns one kunit.py result into counted checks, for
+    the x86_64 runs and the arm64/riscv64 runs alike."""
+
+    def result(self, cases, missing=(), problems=(), summary=True):
+        import wskunit
+        res = wskunit.KunitResult('t')
+        res.cases = list(cases)
+        res.suites = {c.split('.', 1)[0] for c, _ in cases}
+        res.missing = list(missing)
+        res.problems = list(problems)
+        res.skip_reasons = {'c3': 'no huge vmap'}
+        if summary:
+            res.summary_line = 'Testing complete. Ran 3 tests: passed: 3'
+            res.counts = {'passed': 3}
+        else:
+            res.error = 'kunit.py printed no "Testing complete" line'
+        return res
+
+    def record(self, res, known=()):
+        import wskunit
+        checks = wslib.Checks(known=list(known))
+        wskunit.record(checks, 'arm64 kunit', res, 'arm64.kunitconfig')
+        return checks
+
+    def test_cases_skips_and_summary(self):
+        checks = self.record(self.result([('s.c1', 'PASS'), ('s.c2', 'PASS'),
+                                          ('s.c3', 'SKIP')]))
+        self.assertEqual(checks.counts(), (5, 0, 1))
+        self.assertIn(('arm64 kunit s.c3', None, 'no huge vmap'),
+                      checks.results)
+
+    def test_crash_before_a_case_reported_fails(self):
+        # kunit.py names no case the kernel died in: "suite." is left.
+        checks = self.record(self.result([('s.c1', 'PASS'), ('s.', 'CRASHED')],
+                                          problems=[('oops', 'Oops: ...')],
+                                          summary=False))
+        failed = [n for n, ok, _ in checks.results if ok is False]
+        self.assertIn('arm64 kunit s.<unreported case 1>', failed)
+        self.assertEqual(checks.counts()[1], 3)
+
+    def test_known_failures_of_an_architecture(self):
+        known = [('arm64 kunit s.*', 'NULL mm', 'issue 13'),
+                 ('arm64 kunit: kernel log*', 'the oops', 'issue 13')]
+        res = self.result([('s.c1', 'FAIL'), ('s.', 'CRASHED')],
+                          problems=[('oops', 'Oops: ...')])
+        checks = self.record(res, known)
+        self.assertEqual(checks.counts(), (2, 0, 3))
+        # Once fixed, the listed checks pass: XPASS fails the run.
+        checks = self.record(self.result([('s.c1', 'PASS')]), known)
+        self.assertEqual(checks.counts()[1], 2)
+
+
+class ConsoleScan(unittest.TestCase):
+    """wsboot.scan_log() finds what makes a console log unhealthy."""
+
+    def test_bad_lines(self):
+        import wsboot
+        log = textwrap.dedent("""\
+            kernel BUG at include/linux/mm.h:3212!
+            rcu: INFO: rcu_sched detected stalls on CPUs/tasks:
+            watchdog: BUG: soft lockup - CPU#0 stuck for 26s!
+            INFO: task kworker/0:1:12 blocked for more than 120 seconds.
+            ok 3 mt_test_concurrent
+            """)
+        kinds = [k for k, _ in wsboot.scan_log(log)]
+        self.assertEqual(kinds, ['BUG', 'stall', 'BUG', 'stall'])
+
+
 class CommandLine(EnvCase):
     def test_unknown_subcommand(self):
         r = subprocess.run([sys.executable, WS, 'frobnicate'],
