@@ -965,12 +965,25 @@ class Checks:
         self.results = []
         self.known = read_known_failures() if known is None else known
         self.xfails = []
+        self.matched = set()     # globs of self.known that named a check
 
     def known_failure(self, name):
         for glob, reason, fixed_by in self.known:
             if fnmatch.fnmatchcase(name, glob):
+                self.matched.add(glob)
                 return reason, fixed_by
         return None
+
+    def check_known_failures_used(self):
+        """After a run of every check: a listed glob that named no check
+        is stale (the check was renamed, or a fix made the failing check
+        go away rather than pass), and fails like an XPASS."""
+        stale = [glob for glob, _, _ in self.known
+                 if glob not in self.matched]
+        self.add('tests/known-failures: every entry names a check of '
+                 'this run', not stale,
+                 f'stale, remove or correct: {stale}' if stale else
+                 f'{len(self.known)} entries')
 
     def add(self, name, ok, detail=''):
         known = self.known_failure(name)

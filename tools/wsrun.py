@@ -345,6 +345,8 @@ def test_job(args):
         kunit_tests(ws, checks)
     upstream_gates(ws, checks, built)
     userspace_tests(ws, checks)
+    if built:
+        checks.check_known_failures_used()
     print(f'\ntest command: {fmt_secs(time.monotonic() - t0)} in all')
     return checks.finish()
 

@@ -373,14 +373,24 @@ class KunitRecord(unittest.TestCase):
 
     def test_known_failures_of_an_architecture(self):
         known = [('arm64 kunit s.*', 'NULL mm', 'issue 13'),
-                 ('arm64 kunit: kernel log*', 'the oops', 'issue 13')]
+                 ('arm64 kunit: kernel log: oops', 'the oops', 'issue 13')]
         res = self.result([('s.c1', 'FAIL'), ('s.', 'CRASHED')],
                           problems=[('oops', 'Oops: ...')])
         checks = self.record(res, known)
         self.assertEqual(checks.counts(), (2, 0, 3))
-        # Once fixed, the listed checks pass: XPASS fails the run.
+        checks.check_known_failures_used()
+        self.assertEqual(checks.counts(), (3, 0, 3))
+        # An expected oops hides no other kind of report.
+        res.problems.append(('stall', 'rcu: INFO: rcu_sched detected '
+                             'stalls on CPUs/tasks:'))
+        self.assertEqual(self.record(res, known).counts()[1], 1)
+        # Once fixed, the listed case passes (XPASS), and the oops entry
+        # names no check any more (stale): both fail the run.
         checks = self.record(self.result([('s.c1', 'PASS')]), known)
+        self.assertEqual(checks.counts()[1], 1)
+        checks.check_known_failures_used()
         self.assertEqual(checks.counts()[1], 2)
+        self.assertIn('arm64 kunit: kernel log: oops', checks.results[-1][2])
 
 
 class ConsoleScan(unittest.TestCase):
