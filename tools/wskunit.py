@@ -39,6 +39,7 @@ class KunitResult:
         self.log_path = None
         self.wall = 0.0
         self.skip_reasons = {}   # case name -> reason the test gave
+        self.kernel_log = False  # a kernel log of this run was read
 
     @property
     def ok(self):
@@ -140,8 +141,11 @@ def kunitpy(ws, build_dir, kconf, name, want, arch='x86_64',
     if filter_glob:
         cmd.append(filter_glob)
     t0 = time.monotonic()
-    if os.path.exists(json_path):
-        os.unlink(json_path)
+    # Neither file may survive from an earlier run: a build that fails
+    # now must not be read as that run's results.
+    for old in (json_path, os.path.join(build_dir, 'test.log')):
+        if os.path.exists(old):
+            os.unlink(old)
     with banner(f'KUnit ({name}): kunit.py run --arch={arch}'):
         with open(res.log_path, 'w') as logf:
             logf.write('$ ' + ' '.join(cmd) + '\n')
@@ -180,6 +184,7 @@ def parse_output(res, out, json_path, want, raw):
     if os.path.exists(raw):
         with open(raw, errors='replace') as f:
             text = f.read()
+        res.kernel_log = True
         res.problems = wsboot.scan_log(text)
         for m in SKIP_RX.finditer(text):
             res.skip_reasons[m.group(1).strip()] = m.group(2).strip()
@@ -216,7 +221,11 @@ def record(checks, label, res, suites_from):
                not res.missing,
                f'missing: {res.missing}' if res.missing
                else f'ran {", ".join(sorted(res.suites))}')
-    if not res.problems:
+    if not res.kernel_log:
+        checks.skip(f'{label}: kernel log free of warnings, lockdep and '
+                    'KASAN', 'no kernel log: the kernel did not build or '
+                    'did not start')
+    elif not res.problems:
         checks.add(f'{label}: kernel log free of warnings, lockdep and KASAN',
                    True)
     kinds = collections.defaultdict(list)

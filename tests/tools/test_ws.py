@@ -342,6 +342,7 @@ class KunitRecord(unittest.TestCase):
         res.missing = list(missing)
         res.problems = list(problems)
         res.skip_reasons = {'c3': 'no huge vmap'}
+        res.kernel_log = True
         if summary:
             res.summary_line = 'Testing complete. Ran 3 tests: passed: 3'
             res.counts = {'passed': 3}
@@ -361,6 +362,13 @@ class KunitRecord(unittest.TestCase):
         self.assertEqual(checks.counts(), (5, 0, 1))
         self.assertIn(('arm64 kunit s.c3', None, 'no huge vmap'),
                       checks.results)
+
+    def test_no_kernel_log_is_not_a_clean_log(self):
+        res = self.result([], missing=['s'], summary=False)
+        res.kernel_log = False
+        checks = self.record(res)
+        self.assertEqual(checks.counts(), (0, 2, 1))
+        self.assertIn('no kernel log', checks.results[-1][2])
 
     def test_crash_before_a_case_reported_fails(self):
         # kunit.py names no case the kernel died in: "suite." is left.
