@@ -12,8 +12,8 @@ work tree with --arch=<arch> and its own qemu_configs/<arch>.py (console,
 machine, and for riscv the OpenSBI of qemu-system-data), the Debian cross
 compiler through ccache, and tests/kunit/<arch>.kunitconfig: KUnit, the
 pgtable_balance suite (a huge vmap or vmalloc over tables that held 4K
-mappings, and NR_PAGETABLE across it), mem_table's suite, and DEBUG_VM,
-THP, lockdep (ALLOC_SPLIT_PTLOCKS) and memory hotplug.  Each architecture
+mappings, and NR_PAGETABLE across it), DEBUG_VM, THP, lockdep
+(ALLOC_SPLIT_PTLOCKS) and memory hotplug.  Each architecture
 builds in its own directory, work/archkunit/<arch>, so kbuild and ccache
 keep later runs incremental.
 
