@@ -63,7 +63,6 @@ PACKAGES = [
 # kunitconfigs enable: each one enabled must appear in the results.
 SUITES = {
     'PGTABLE_BALANCE_KUNIT_TEST': 'pgtable_balance',
-    'MEM_TABLE_KUNIT_TEST': 'mem_table',
 }
 
 # kunit.py's QEMU run: a TCG boot with lockdep and DEBUG_VM.

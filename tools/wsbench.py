@@ -2,8 +2,8 @@
 """The page-table constructor benchmark: the series against its base.
 
 Builds two kernels from the same configuration (kernel-config/base.config
-plus tests/bench/bench.config, no debug options): the pinned base, from a
-git worktree at ws/base, and the work tree with the series.  Boots each
+plus tests/bench/bench.config, no debug options): the pinned base, from
+the shared checkout work/base-src, and the work tree with the series.  Boots each
 under QEMU TCG with -icount shift=0,sleep=off and one vCPU, where guest
 time is guest instructions (one per nanosecond) and a run is
 deterministic.  The guest (tests/bench/init) runs
@@ -44,6 +44,8 @@ def build_kernel(ws, label, src, out, extra_frags=()):
     if shutil.which('ccache'):
         make.append('CC=ccache gcc')
     with banner(f'bench: building the {label} kernel in {out}'):
+        # merge_config.sh runs make in its working directory, and keeps
+        # two temporary files there while it runs.
         r = run(['scripts/kconfig/merge_config.sh', '-O', out] + frags,
                 cwd=src, env=env, capture=True, check=False)
         if r.returncode != 0:
@@ -95,7 +97,9 @@ def bench(ws, args):
     forkexit = os.path.join(bench_dir, 'forkexit')
     run(['gcc', '-static', '-O2', '-Wall', '-o', forkexit,
          os.path.join(BENCH_SRC, 'forkexit.c')])
-    kernels = [('base', wslib.base_checkout(ws.work)),
+    base_sha = run(['git', 'rev-parse', 'ws/base^{commit}'], cwd=ws.tree,
+                   capture=True).stdout.strip()
+    kernels = [('base', wslib.base_checkout(ws.work, base_sha)),
                ('series', ws.tree)]
     results = {}
     for label, src in kernels:

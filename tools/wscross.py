@@ -332,7 +332,7 @@ def base_results(ws, arch, base_sha, objs):
     if ent and ent['key'] == key:
         info(f'cross {arch.name}: base results from {path}')
         return ent
-    b = CrossBuild(ws, arch, wslib.base_checkout(ws.work),
+    b = CrossBuild(ws, arch, wslib.base_checkout(ws.work, base_sha),
                    os.path.join(cross_dir(ws), arch.name, 'base'))
     b.configure()
     b.make('prepare', extra=['-s', f'-j{JOBS}'])

@@ -47,6 +47,7 @@ class KunitResult:
                 not self.missing and not self.problems and
                 self.counts.get('failed', 0) == 0 and
                 self.counts.get('crashed', 0) == 0 and
+                self.counts.get('errors', 0) == 0 and
                 all(st in ('PASS', 'SKIP') for _, st in self.cases))
 
     def summary(self):
@@ -107,8 +108,8 @@ def run_kunit(ws, cmdline=(), name='kunit', suites_file=None, timeout=1200,
 
 def kunitpy(ws, build_dir, kconf, name, want, arch='x86_64',
             qemu_config=QEMU_CONFIG, cmdline=(), timeout=1200,
-            filter_glob=None, qemu_args=(), make_env=None,
-            cross_compile=None, make_options=None):
+            filter_glob=None, qemu_args=(), cross_compile=None,
+            make_options=None):
     """Run kunit.py of ws.tree on kconf in build_dir; want: suites that
     must appear in its results.  qemu_config None means kunit.py's own
     configuration for arch; make_options default to the workspace's
@@ -125,7 +126,7 @@ def kunitpy(ws, build_dir, kconf, name, want, arch='x86_64',
     if qemu_config:
         cmd.append(f'--qemu_config={qemu_config}')
     env = dict(os.environ)
-    env.update(make_env or ws.make_env())
+    env.update(ws.make_env())
     env.pop('ARCH', None)
     if cross_compile:
         cmd.append(f'--cross_compile={cross_compile}')
