@@ -19,8 +19,9 @@ includes), with the compilers of Debian's cross gcc packages:
 - build the same objects in the base tree with the same fragment, and
   compare warnings (file and message, line numbers dropped) as multisets.
 One check "cross <arch>" per architecture: objects built, errors, new
-warnings.  The base's results are cached in work/cross/base-results.json
-(keyed by base, defconfig, fragment, objects and compiler), and ccache
+warnings.  The base's results are cached in the machine-wide cache
+($WS_CACHE/cross-base-results.json, keyed by base, defconfig, fragment,
+objects and compiler), so a new clone reuses them too, and ccache
 keeps the rest warm, so a warm run rebuilds nothing of the base.
 
 An architecture the series touches that has no entry here (for lack of a
@@ -322,7 +323,8 @@ def compiler_version(arch):
 def base_results(ws, arch, base_sha, objs):
     """The base's built objects, errors and warnings for objs, from the
     cache when base, config, objects and compiler are unchanged."""
-    path = os.path.join(cross_dir(ws), 'base-results.json')
+    # Machine-wide: a new clone or work directory reuses it.
+    path = os.path.join(wslib.cache_dir(), 'cross-base-results.json')
     cache = json.loads(read(path)) if os.path.exists(path) else {}
     key = hashlib.sha256(json.dumps(
         [base_sha, arch.defconfig, read(os.path.join(

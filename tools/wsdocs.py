@@ -15,8 +15,10 @@
   belongs in the structured part.
 
 Both trees are built out of tree in work/docs/ (the base from the
-shared checkout work/base-src); the base's warnings are cached by the
-base commit and the Sphinx version, so a warm run builds only the series.
+shared checkout work/base-src); the base's warnings are cached in the
+machine-wide cache ($WS_CACHE/docs-base-stderr.json) by the base commit
+and the Sphinx version, so a warm run, in a new clone too, builds only
+the series.
 6.12's htmldocs also writes the netlink specs' .rst files into the
 source tree whatever O= says; they are sent to the O= directory instead.
 """
@@ -113,7 +115,8 @@ def base_warnings(ws, docs):
     sha = git(repo, 'rev-parse', f'{BASE_REF}^{{commit}}')
     key = {'base': sha, 'sphinx': sphinx_version(), 'dirs': SPHINXDIRS}
     out = os.path.join(docs, 'base')
-    cache = os.path.join(docs, 'base-stderr.json')
+    # Machine-wide: a new clone or work directory reuses it.
+    cache = os.path.join(wslib.cache_dir(), 'docs-base-stderr.json')
     if os.path.exists(cache):
         with open(cache) as f:
             data = json.load(f)

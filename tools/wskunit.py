@@ -14,6 +14,7 @@ import fnmatch
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -40,6 +41,7 @@ class KunitResult:
         self.wall = 0.0
         self.skip_reasons = {}   # case name -> reason the test gave
         self.kernel_log = False  # a kernel log of this run was read
+        self.flake = None        # a first run's upstream flake, explained
 
     @property
     def ok(self):
@@ -109,7 +111,7 @@ def run_kunit(ws, cmdline=(), name='kunit', suites_file=None, timeout=1200,
 def kunitpy(ws, build_dir, kconf, name, want, arch='x86_64',
             qemu_config=QEMU_CONFIG, cmdline=(), timeout=1200,
             filter_glob=None, qemu_args=(), cross_compile=None,
-            make_options=None):
+            make_options=None, _again=False):
     """Run kunit.py of ws.tree on kconf in build_dir; want: suites that
     must appear in its results.  qemu_config None means kunit.py's own
     configuration for arch; make_options default to the workspace's
@@ -156,9 +158,26 @@ def kunitpy(ws, build_dir, kconf, name, want, arch='x86_64',
                                stderr=subprocess.STDOUT)
             logf.write(p.stdout)
     res.wall = time.monotonic() - t0
-    parse_output(res, p.stdout, json_path, want,
-                 os.path.join(build_dir, 'test.log'))
+    raw = os.path.join(build_dir, 'test.log')
+    parse_output(res, p.stdout, json_path, want, raw)
+    flake = res.kernel_log and wsboot.upstream_flake(_read(raw),
+                                                    res.problems)
+    if flake and not _again:
+        kept = os.path.join(ws.logs, f'{name}-flake.log')
+        os.replace(res.log_path, kept)
+        shutil.copyfile(raw, kept + '.kernel')
+        print(f'ws: {name}: {flake}; running once more (first logs: '
+              f'{kept}, {kept}.kernel)')
+        res = kunitpy(ws, build_dir, kconf, name, want, arch, qemu_config,
+                      cmdline, timeout, filter_glob, qemu_args,
+                      cross_compile, make_options, _again=True)
+        res.flake = f'{flake}; first logs {kept}, {kept}.kernel'
     return res
+
+
+def _read(path):
+    with open(path, errors='replace') as f:
+        return f.read()
 
 
 def parse_output(res, out, json_path, want, raw):
@@ -183,8 +202,7 @@ def parse_output(res, out, json_path, want, raw):
         res.suites = {sub['name'] for sub in data.get('sub_groups', [])}
     res.missing = [s for s in want if s not in res.suites]
     if os.path.exists(raw):
-        with open(raw, errors='replace') as f:
-            text = f.read()
+        text = _read(raw)
         res.kernel_log = True
         res.problems = wsboot.scan_log(text)
         for m in SKIP_RX.finditer(text):
@@ -199,6 +217,8 @@ def record(checks, label, res, suites_from):
     kernel log free of warnings, lockdep and KASAN reports (when it is
     not, one failing check per kind of report, so that tests/known-failures
     can list an expected oops without hiding, say, an RCU stall)."""
+    if res.flake:
+        checks.skip(f'{label}: first run ran clean', res.flake)
     unreported = collections.Counter()
     for case, st in res.cases:
         if case.endswith('.'):

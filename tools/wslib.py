@@ -673,6 +673,13 @@ class Workspace:
         plist = series_patches(series, patches)   # fail before touching
         repo = ensure_base()
         base_sha = git(repo, 'rev-parse', BASE_REF)
+        if self.tree_exists() and self._holds_series(base_sha):
+            # Resetting and applying again would give every file the
+            # series touches a new time stamp, and through <linux/mm.h>
+            # make would rebuild nearly the whole kernel for nothing.
+            info(f'{self.tree}: already the base plus patches/ exactly; '
+                 'kept as it is')
+            return
         if self.tree_exists():
             self._check_replace(force, base_sha)
         else:
@@ -684,6 +691,20 @@ class Workspace:
         git(self.tree, 'config', 'user.name', name)
         git(self.tree, 'config', 'user.email', email)
         self._am(plist, patches)
+
+    def _holds_series(self, base_sha):
+        """True when the tree is clean, on branch series, on this base, and
+        exporting it would write patches/ exactly."""
+        r = run(['git', '-C', self.tree, 'symbolic-ref', '-q', 'HEAD'],
+                check=False, capture=True)
+        if r.stdout.strip() != 'refs/heads/series':
+            return False
+        have_base = run(['git', '-C', self.tree, 'rev-parse', '-q',
+                         '--verify', BASE_REF + '^{commit}'],
+                        check=False, capture=True).stdout.strip()
+        return (have_base == base_sha and not self.in_progress() and
+                not self.dirty() and self.commits_since_base() > 0 and
+                self.matches_series())
 
     def _check_replace(self, force, base_sha):
         state = self.in_progress()

@@ -11,8 +11,9 @@ prefix must build and boot, not only the tip.  Two levels:
   objects of the test configuration that the patch touches (each .c it
   changes, and for a header a fixed sample that includes the common mm
   headers).  One check per patch; the first failing prefix is named.  The
-  result of a prefix is kept, keyed by the base, the patch-ids of the
-  prefix, the fragments and the objects, so that a warm run rebuilds only
+  result of a prefix is kept in the machine-wide cache, keyed by the base,
+  the patch-ids of the prefix, the fragments, the objects and the
+  compiler, so that a warm run, in a new clone too, rebuilds only
   prefixes whose inputs changed.
 
 - "tools/ws bisect": a full build and a smoke boot of each prefix with the
@@ -32,6 +33,7 @@ import subprocess
 import time
 
 import wsboot
+import wslib
 from wslib import (BASE_REF, ROOT, Workspace, WsError, banner, clone_base,
                    ensure_base, fmt_secs, git, identity, info, run,
                    series_patches, patch_subject)
@@ -119,6 +121,7 @@ def cache_key(sws, prefix_hash, objs):
     h.update(prefix_hash.encode())
     h.update(sws.merged_fragment().encode())
     h.update(' '.join(objs).encode())
+    h.update(run(['gcc', '--version'], capture=True).stdout.encode())
     return h.hexdigest()[:24]
 
 
@@ -153,7 +156,8 @@ def prefix_builds(ws, checks, patches, main_build):
         checks.skip('prefix builds', 'the series is empty')
         return
     sws = scratch_workspace(ws)
-    cache_path = os.path.join(sws.work, 'results.json')
+    # Machine-wide: a new clone or work directory reuses it.
+    cache_path = os.path.join(wslib.cache_dir(), 'prefix-results.json')
     cache = load_cache(cache_path)
     first_bad = None
     t0 = time.monotonic()
@@ -174,7 +178,8 @@ def prefix_builds(ws, checks, patches, main_build):
         key = cache_key(sws, phash, objs)
         if cache.get(key) == 'ok':
             checks.add(label, True, f'{len(objs)} objects; same inputs '
-                       'compiled cleanly before (work/prefix/results.json)')
+                       'compiled cleanly before (prefix-results.json of the '
+                       'machine-wide cache)')
             continue
         ok, err = compile_prefix(sws, objs)
         if ok:
