@@ -520,12 +520,15 @@ USERSPACE_HARNESSES = [
 # KUnit runs: the default boot (5-level paging under -cpu max), and the
 # same kernel with no5lvl, so that geometry-dependent suites see both; the
 # second also forces page-table isolation on, for the pgtable_ctor suite.
-# Then x86_pks alone on the two boots without PKS: "nopks" on the command
-# line, and a CPU that does not enumerate it (-cpu max,-pks).  There its
-# hardware cases skip with the reason and its no-op case runs.
+# Then x86_pks alone with preempt=full, where an interrupt's exit can
+# preempt and migrate a task inside a window (its preempted_window case
+# skips without it), and on the two boots without PKS: "nopks" on the
+# command line, and a CPU that does not enumerate it (-cpu max,-pks).
+# There its hardware cases skip with the reason and its no-op case runs.
 KUNIT_RUNS = [
     ('kunit', [], {}),
     ('kunit-no5lvl-pti', ['no5lvl', 'pti=on'], {}),
+    ('kunit-preempt-full', ['preempt=full'], {'filter_glob': 'x86_pks'}),
     ('kunit-nopks', ['nopks'], {'filter_glob': 'x86_pks'}),
     ('kunit-cpu-without-pks', [], {'filter_glob': 'x86_pks',
                                    'qemu_args': ['-cpu', 'max,-pks']}),
