@@ -132,6 +132,21 @@ def kbuild_dir(tree, d):
                for f in ('Kbuild', 'Makefile'))
 
 
+def descent_stops_above(d, lists):
+    """True when kbuild never enters directory d in this config, so its
+    probe printed nothing: the nearest ancestor whose lists were read
+    does not list the next directory down (arch/x86/xen/ on i386
+    without CONFIG_XEN).  False when that ancestor lists it, so d was
+    entered and its lists should have been printed."""
+    names = {d + '/built-in.a', d + '/modules.order'}
+    if names & lists.get('.', set()):
+        return False
+    parent = os.path.dirname(d) or '.'
+    if parent in lists:
+        return not names & lists[parent]
+    return parent != '.' and descent_stops_above(parent, lists)
+
+
 def reached(d, lists):
     """True when kbuild descends into directory d: the top-level Kbuild
     lists it, or its parent lists it and is reached."""
@@ -231,7 +246,8 @@ class CrossBuild:
         for ln in r.stdout.splitlines():
             if ln.startswith(key + ' '):
                 lists[ln.split()[1]] = set(ln.split()[2:])
-        lost = [d for d in dirs if d not in lists]
+        lost = [d for d in dirs
+                if d not in lists and not descent_stops_above(d, lists)]
         if lost:
             raise WsError(f'cannot read what {", ".join(lost)} build(s) for '
                           f'{self.arch.name}:\n{r.stdout[-1500:]}')

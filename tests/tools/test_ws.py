@@ -330,6 +330,32 @@ class KnownFailures(EnvCase):
         wslib.read_known_failures()
 
 
+class CrossKbuildLists(unittest.TestCase):
+    """A directory kbuild never enters prints no lists; the cross gate
+    must read that as "builds nothing", not as a failure (i386 has no
+    CONFIG_XEN, so arch/x86/xen/ prints nothing there)."""
+
+    LISTS = {'.': {'arch/x86/built-in.a'},
+             'arch/x86': {'arch/x86/mm/built-in.a',
+                          'arch/x86/kernel/built-in.a'},
+             'arch/x86/mm': {'arch/x86/mm/init.o'}}
+
+    def test_unlisted_subdir_is_not_entered(self):
+        import wscross
+        self.assertTrue(wscross.descent_stops_above('arch/x86/xen',
+                                                    self.LISTS))
+        self.assertTrue(wscross.descent_stops_above('arch/x86/xen/sub',
+                                                    self.LISTS))
+        self.assertFalse(wscross.reached('arch/x86/xen', self.LISTS))
+
+    def test_listed_subdir_that_printed_nothing_is_lost(self):
+        import wscross
+        self.assertFalse(wscross.descent_stops_above('arch/x86/kernel',
+                                                     self.LISTS))
+        self.assertFalse(wscross.descent_stops_above('arch/x86',
+                                                     {'.': {'arch/x86/built-in.a'}}))
+
+
 class KunitRecord(unittest.TestCase):
     """wskunit.record() turns one kunit.py result into counted checks, for
     the x86_64 runs and the arm64/riscv64 runs alike."""
