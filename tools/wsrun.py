@@ -525,6 +525,8 @@ USERSPACE_HARNESSES = [
 # skips without it), and on the two boots without PKS: "nopks" on the
 # command line, and a CPU that does not enumerate it (-cpu max,-pks).
 # There its hardware cases skip with the reason and its no-op case runs.
+# Last, x86_directmap with 6 GiB of RAM, where RAM crosses 4 GiB and the
+# direct map holds more gigabytes that boot may have mapped in 2M steps.
 KUNIT_RUNS = [
     ('kunit', [], {}),
     ('kunit-no5lvl-pti', ['no5lvl', 'pti=on'], {}),
@@ -532,6 +534,8 @@ KUNIT_RUNS = [
     ('kunit-nopks', ['nopks'], {'filter_glob': 'x86_pks'}),
     ('kunit-cpu-without-pks', [], {'filter_glob': 'x86_pks',
                                    'qemu_args': ['-cpu', 'max,-pks']}),
+    ('kunit-directmap-6g', [], {'filter_glob': 'x86_directmap',
+                                'qemu_args': ['-m', '6G']}),
 ]
 
 
