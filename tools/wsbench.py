@@ -259,51 +259,93 @@ def dm_run(line):
     return {k: int(v) for k, v in zip(words[::2], words[1::2])}
 
 
-def bench_directmap(ws, args):
-    """SEV-SNP's direct-map tracking: what 10,000 transitions leave behind.
+def base_directmap_arm(ws, bench_dir):
+    """The base kernel (as the page-table benchmark builds it) and an
+    initramfs that runs tests/bench/dm-base/dm_base_churn.ko, built
+    against it: the churn on the unpatched adjust_direct_map() logic."""
+    base_sha = run(['git', 'rev-parse', 'ws/base^{commit}'], cwd=ws.tree,
+                   capture=True).stdout.strip()
+    src = wslib.base_checkout(ws.work, base_sha)
+    out = os.path.join(bench_dir, 'base-build')
+    bz, _ = build_kernel(ws, 'base', src, out)
+    mod_dir = os.path.join(bench_dir, 'dm-base')
+    shutil.rmtree(mod_dir, ignore_errors=True)
+    shutil.copytree(os.path.join(BENCH_SRC, 'dm-base'), mod_dir)
+    make = ['make', '-C', src, '-s', f'O={out}', 'ARCH=x86_64', f'M={mod_dir}']
+    if shutil.which('ccache'):
+        make.append('CC=ccache gcc')
+    with banner('bench: building dm_base_churn.ko against the base kernel'):
+        run(make + ['modules'], env=ws.make_env(), capture=True)
+    initrd = script_initramfs(bench_dir, 'directmap-base', 'directmap-base-init',
+                              [(os.path.join(mod_dir, 'dm_base_churn.ko'),
+                                'dm_base_churn.ko')])
+    return bz, initrd
 
-    One kernel (as for --pks) booted twice under qemu -icount shift=0
-    with one vCPU: with the tracker restoring large pages, and with
-    sev_snp_directmap_restore=0, which splits and never restores, as
-    mainline does.  The guest (tests/bench/directmap-init) runs the
-    x86_directmap suite's churn workload through debugfs: seeded random
-    4K private/shared transitions over 256 MiB with the RMP instructions
-    stubbed, then every page shared.
+
+def bench_directmap(ws, args):
+    """SEV-SNP's direct-map tracking: what 10,000 transitions cost and
+    leave behind, against the unpatched kernel.
+
+    Three boots under qemu -icount shift=0 with one vCPU, in one run:
+    base, the unpatched kernel (as the page-table benchmark builds it)
+    running tests/bench/dm-base/dm_base_churn.ko, which does what its
+    adjust_direct_map() does on every transition; and the series with its
+    test code (as for --pks), with the tracker restoring large pages and
+    with sev_snp_directmap_restore=0, which splits and never restores.
+    Each guest runs the x86_directmap suite's churn workload: seeded
+    random 4K private/shared transitions over 256 MiB with the RMP
+    instructions stubbed (absent in base), then every page shared.  TLB
+    flushes are counted, not timed: under -icount a flush costs nothing
+    like it does on hardware.  The series' splits and restore batches
+    flush once each; base's splits flush once each.
     """
     bench_dir, bz, initrd = test_code_kernel(ws, args, 'directmap-init')
+    base_bz, base_initrd = base_directmap_arm(ws, bench_dir)
     lines = [f'SEV-SNP direct-map tracking: {args.ops} random 4K '
              f'transitions over 256 MiB, then all pages shared; '
              f'{args.reps} runs, qemu -icount shift=0, one vCPU; the first '
              f'run of each boot',
-             f'{"tracker":<11}{"instr/transition":>16}{"instr/share":>12}'
-             f'{"256M large":>11}{"direct map large":>18}'
-             f'{"tables held":>12}']
-    for label, cmdline in (('restore', []),
-                           ('no-restore', ['sev_snp_directmap_restore=0'])):
-        text, log = icount_boot(bench_dir, f'directmap-{label}', bz, initrd,
-                                [f'ws.ops={args.ops}',
-                                 f'ws.reps={args.reps}'] + cmdline)
+             f'{"kernel":<11}{"instr/transition":>16}{"vs base":>8}'
+             f'{"instr/share":>12}{"256M large":>11}{"direct map large":>18}'
+             f'{"tables held":>12}{"flushes":>8}{"per restore":>12}']
+    base_churn = None
+    for label, kernel, cmdline in (
+            ('base', (base_bz, base_initrd), []),
+            ('no-restore', (bz, initrd), ['sev_snp_directmap_restore=0']),
+            ('restore', (bz, initrd), [])):
+        text, log = icount_boot(bench_dir, f'directmap-{label}', kernel[0],
+                                kernel[1], [f'ws.ops={args.ops}',
+                                            f'ws.reps={args.reps}'] + cmdline)
         runs = [dm_run(m.group('rest')) for m in DM_RX.finditer(text)]
         if len(runs) != args.reps:
             raise WsError(f'{label}: expected {args.reps} runs; see {log}')
-        if any(r['errors'] or r['mismatches'] for r in runs):
-            raise WsError(f'{label}: failed transitions or tracker/model '
-                          f'mismatches; see {log}')
+        if any(r['errors'] or r['mismatches'] or r['violations']
+               for r in runs):
+            raise WsError(f'{label}: failed transitions, tracker/model '
+                          f'mismatches or shadow-RMP violations; see {log}')
         # The first run meets a direct map that no run has split yet;
         # without restores, the later runs find their blocks split
         # already, so only the first compares.
         r = runs[0]
-        lines.append(f'{label:<11}{r["churn_ns"] / r["ops"]:>16.0f}'
+        churn = r['churn_ns'] / r['ops']
+        if base_churn is None:
+            base_churn = churn
+        flushes = r['splits'] + r['batches']
+        per_restore = (f'{r["batches"] / r["restores"]:.3f}'
+                       if r['restores'] else '-')
+        lines.append(f'{label:<11}{churn:>16.0f}'
+                     f'{(churn / base_churn - 1) * 100:>+7.1f}%'
                      f'{r["share_ns"] / max(r["shares"], 1):>12.0f}'
                      f'{r["large_after_share"] * 100 / r["blocks"]:>10.1f}%'
                      f'{r["direct_map_large_permille"] / 10:>10.1f}% '
                      f'(from {r["before"] / 10:.1f}%)'
-                     f'{r["pagetables_held"]:>6}')
+                     f'{r["pagetables_held"]:>6}{flushes:>8}'
+                     f'{per_restore:>12}')
         lines.append(f'  {label} runs: ' + '; '.join(
             f'{x["churn_ns"] / x["ops"]:.0f} instr/transition, '
-            f'{x["splits"]} splits, {x["collapses"]} collapses, '
-            f'{x["large_after_churn"]}/{x["blocks"]} blocks large before '
-            f'the final shares' for x in runs))
+            f'{x["splits"]} splits, {x["restores"]} restores in '
+            f'{x["batches"]} batches, {x["large_after_churn"]}/{x["blocks"]} '
+            f'blocks large before the final shares' for x in runs))
     report = '\n'.join(lines)
     with open(os.path.join(bench_dir, 'directmap-results.txt'), 'w') as f:
         f.write(report + '\n')

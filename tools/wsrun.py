@@ -453,13 +453,37 @@ def hotplug_qmp(size_mb, addr=None):
     return script
 
 
+def dmhotplug_qmp():
+    """QMP side of tests/boot.d/25-directmap-hotplug.sh: two 512 MiB
+    pc-dimms in the gigabyte at 4 GiB and a 1 GiB one at 5 GiB; remove the
+    first, then the others."""
+    dimms = [('ws-dm-a', 512, 4 << 30), ('ws-dm-b', 512, (4 << 30) + (512 << 20)),
+             ('ws-dm-c', 1024, 5 << 30)]
+
+    def script(qmp, console):
+        console.wait_for('ws-dmhotplug: ready', 300)
+        for name, size_mb, addr in dimms:
+            qmp.cmd('object-add', **{'qom-type': 'memory-backend-ram',
+                                     'id': f'{name}-mem',
+                                     'size': size_mb << 20})
+            qmp.cmd('device_add', driver='pc-dimm', id=name,
+                    memdev=f'{name}-mem', addr=addr)
+        console.wait_for('ws-dmhotplug: remove 1', 600)
+        qmp.cmd('device_del', id='ws-dm-a')
+        console.wait_for('ws-dmhotplug: remove 2', 600)
+        qmp.cmd('device_del', id='ws-dm-b')
+        qmp.cmd('device_del', id='ws-dm-c')
+    return script
+
+
 def boot_tests(ws, checks):
     """The boots of the test command.
 
     smoke: the plain boot.  hotplug: a pc-dimm added and removed over QMP
     on a 4K direct map (tests/boot.d/20-hotplug.sh); hotplug-64g: the same
     at 64 GiB, far enough that the vmemmap needs a table of its own too.
-    efi-pti: under OVMF,
+    dmhotplug: the direct map's collapse over hot-added memory, and its
+    removal (tests/boot.d/25-directmap-hotplug.sh).  efi-pti: under OVMF,
     with EFI runtime services and page-table isolation forced on, for the
     page-table census of efi_mm and of PTI's user tables.
     """
@@ -483,6 +507,17 @@ def boot_tests(ws, checks):
     print(res.summary())
     record_boot(checks, res, 'hotplug-64g',
                 ['hotplug-accounting-online-removed', 'census-init_mm'])
+
+    res = wsboot.boot(ws, name='boot-dmhotplug', timeout=900,
+                  cmdline=['ws.dmhotplug'],
+                  qemu_args=['-m', '1G,slots=3,maxmem=4G'],
+                  qmp_script=dmhotplug_qmp())
+    print(res.summary())
+    record_boot(checks, res, 'dmhotplug',
+                ['dmhotplug-two-dimms-collapse-2m-only',
+                 'dmhotplug-one-dimm-collapse-1g',
+                 'dmhotplug-removed-dimm-unmapped',
+                 'dmhotplug-1g-dimm-unmapped'])
 
     res = wsboot.boot(ws, name='boot-efi-pti', timeout=900,
                   cmdline=['ws.efi', 'pti=on'],
