@@ -22,6 +22,7 @@
 #include <linux/moduleparam.h>
 #include <linux/mutex.h>
 #include <linux/prandom.h>
+#include <linux/sched.h>
 #include <linux/sched/clock.h>
 #include <linux/slab.h>
 
@@ -80,6 +81,8 @@ static void churn_flip(struct churn *c, unsigned int bit)
 		c->nr_private--;
 	else
 		c->nr_private++;
+	/* As the series' churn does. */
+	cond_resched();
 }
 
 static unsigned int blocks_as_before(struct churn *c)
