@@ -559,16 +559,22 @@ USERSPACE_HARNESSES = [
 # preempt and migrate a task inside a window (its preempted_window case
 # skips without it), and on the two boots without PKS: "nopks" on the
 # command line, and a CPU that does not enumerate it (-cpu max,-pks).
-# There its hardware cases skip with the reason and its no-op case runs.
+# There its hardware cases skip with the reason and its no-op case runs;
+# x86_pks_pgtables runs on those boots too, and with pks_tables=soft
+# (stray writes to page tables allowed and counted) and pks_tables=off.
 # Last, x86_directmap with 6 GiB of RAM, where RAM crosses 4 GiB and the
 # direct map holds more gigabytes that boot may have mapped in 2M steps.
 KUNIT_RUNS = [
     ('kunit', [], {}),
     ('kunit-no5lvl-pti', ['no5lvl', 'pti=on'], {}),
     ('kunit-preempt-full', ['preempt=full'], {'filter_glob': 'x86_pks'}),
-    ('kunit-nopks', ['nopks'], {'filter_glob': 'x86_pks'}),
-    ('kunit-cpu-without-pks', [], {'filter_glob': 'x86_pks',
+    ('kunit-nopks', ['nopks'], {'filter_glob': 'x86_pks*'}),
+    ('kunit-cpu-without-pks', [], {'filter_glob': 'x86_pks*',
                                    'qemu_args': ['-cpu', 'max,-pks']}),
+    ('kunit-pks-tables-soft', ['pks_tables=soft'],
+     {'filter_glob': 'x86_pks_pgtables'}),
+    ('kunit-pks-tables-off', ['pks_tables=off'],
+     {'filter_glob': 'x86_pks*'}),
     ('kunit-directmap-6g', [], {'filter_glob': 'x86_directmap',
                                 'qemu_args': ['-m', '6G']}),
 ]
