@@ -52,8 +52,11 @@ def build_kernel(ws, label, src, out, extra_frags=()):
             raise WsError('merge_config.sh failed:\n' + r.stdout[-3000:])
         run(make + ['olddefconfig'], env=env, capture=True)
         have = open(os.path.join(out, '.config')).read()
-        if 'CONFIG_TEST_VMALLOC=m' not in have:
-            raise WsError(f'{label}: CONFIG_TEST_VMALLOC=m did not survive')
+        for want in ['CONFIG_TEST_VMALLOC=m'] + [
+                line.strip() for frag in extra_frags
+                for line in open(frag) if line.startswith('CONFIG_')]:
+            if want not in have:
+                raise WsError(f'{label}: {want} did not survive')
         run_with_heartbeat(make + ['bzImage', 'modules'], env, True, out)
     return (os.path.join(out, 'arch/x86/boot/bzImage'),
             os.path.join(out, 'lib/test_vmalloc.ko'))
@@ -153,12 +156,12 @@ def script_initramfs(bench_dir, label, init, extra=()):
     return out
 
 
-def icount_boot(bench_dir, label, bzimage, initrd, cmdline):
+def icount_boot(bench_dir, label, bzimage, initrd, cmdline, mem='1G'):
     """Boot under -icount shift=0 with one vCPU; return the console text."""
     cmd = ['qemu-system-x86_64', '-nodefaults', '-no-reboot',
            '-display', 'none', '-serial', 'stdio', '-accel', 'tcg',
            '-icount', 'shift=0,sleep=off', '-cpu', 'max', '-smp', '1',
-           '-m', '1G', '-kernel', bzimage, '-initrd', initrd,
+           '-m', mem, '-kernel', bzimage, '-initrd', initrd,
            '-append', ' '.join(['console=ttyS0', 'panic=-1', 'quiet',
                                 'kunit.enable=0'] + cmdline)]
     log = os.path.join(bench_dir, f'{label}.log')
@@ -348,5 +351,168 @@ def bench_directmap(ws, args):
             f'blocks large before the final shares' for x in runs))
     report = '\n'.join(lines)
     with open(os.path.join(bench_dir, 'directmap-results.txt'), 'w') as f:
+        f.write(report + '\n')
+    print(report)
+
+
+# ---------------------------------------------------------------------------
+# The page-table protection benchmark (--pgtables)
+
+PT_RX = re.compile(r'^ws-bench-pt: (fork|munmap) mib (\d+) ns (\d+) '
+                   r'pkrs (-?\d+)$', re.M)
+SPAWN_RX = re.compile(r'^ws-bench-pt: spawn n (\d+) ns (\d+) pkrs (-?\d+)$',
+                      re.M)
+VMALLOC_RX = re.compile(r'^ws-bench-pt: vmalloc (\S+) runs (\d+) '
+                        r'pkrs (-?\d+)$', re.M)
+STATE_RX = re.compile(r'^ws-bench-pt: (before|after-big|after-spawn|after) '
+                      r'(meminfo|pool) (\S+?):?\s+(\S+)', re.M)
+
+
+def summaries(text, test):
+    """(loops, usec) of each run of one test_vmalloc test, in order."""
+    return [(int(loops), int(us)) for loops, us in re.findall(
+        rf'Summary: {test} passed: 1 failed: 0 repeat: 1 '
+        rf'loops: (\d+) avg: (\d+) usec', text)]
+
+
+def parse_pgtables(text, mib, reps):
+    """The runs of each workload of a tests/bench/pgtables-init console:
+    {workload: [(instructions, PKRS writes or None), ...]}, and the
+    state lines {"before"|"after": {"meminfo DirectMap4k": "...", ...}}.
+    Raises WsError when a workload has fewer than @reps runs."""
+    ops = {}
+
+    def add(work, instr, writes):
+        ops.setdefault(work, []).append(
+            (instr, None if writes < 0 else writes))
+
+    for work, _, ns, writes in PT_RX.findall(text):
+        add(f'{work} {mib} MiB', int(ns), int(writes))
+    for n, ns, writes in SPAWN_RX.findall(text):
+        add('fork+exec+exit', int(ns) / int(n),
+            int(writes) / int(n) if int(writes) >= 0 else -1)
+    for test in ('fix_size_alloc_test', 'vm_map_ram_test'):
+        runs = summaries(text, test)
+        i = 0
+        for t, nruns, writes in VMALLOC_RX.findall(text):
+            if t != test:
+                continue
+            nruns, writes = int(nruns), int(writes)
+            for loops, us in runs[i:i + nruns]:
+                add(test, us * 1000 / loops,
+                    writes / (nruns * loops) if writes >= 0 else -1)
+            i += nruns
+    short = [w for w in (f'fork {mib} MiB', f'munmap {mib} MiB',
+                         'fork+exec+exit', 'fix_size_alloc_test',
+                         'vm_map_ram_test') if len(ops.get(w, [])) < reps]
+    if short:
+        raise WsError(f'too few runs of {", ".join(short)}')
+    state = {}
+    for when, kind, key, value in STATE_RX.findall(text):
+        state.setdefault(when, {})[f'{kind} {key}'] = value
+    return ops, state
+
+
+def pgtables_boot(bench_dir, label, bzimage, initrd, args, cmdline):
+    """Boot one arm of --pgtables; return parse_pgtables() of it."""
+    text, log = icount_boot(bench_dir, f'pgtables-{label}', bzimage, initrd,
+                            [f'ws.mib={args.mib}', f'ws.spawns={args.spawns}',
+                             f'ws.vloops={args.vloops}',
+                             f'ws.reps={args.reps}'] + cmdline, mem='2G')
+    try:
+        return parse_pgtables(text, args.mib, args.reps)
+    except WsError as e:
+        raise WsError(f'{label}: {e}; see {log}')
+
+
+def bench_pgtables(ws, args):
+    """Page tables write-protected with PKS: what they cost.
+
+    Two kernels from the same configuration (base.config, bench.config
+    and pgtables.config: no debug options, jump labels on as distribution
+    kernels have them), in build directories of their own: the pinned base, and the series, booted with pks_tables=off and with
+    pks_tables=on (the default under -cpu max, which has PKS).  Three
+    boots under qemu -icount shift=0 with one vCPU and 2 GiB, in one
+    invocation.  The guest (tests/bench/pgtables-init, with
+    tests/bench/ptbench.c) runs fork+exit of a process with ws.mib MiB
+    touched at 4K and the munmap of that range, fork+exec+exit of
+    /bin/true, and test_vmalloc's fix_size_alloc_test and
+    vm_map_ram_test; it reports guest instructions and IA32_PKRS writes
+    per operation (-icount counts a WRMSR as one instruction, so the
+    writes carry the hardware cost), then DirectMap4k/2M/1G, PageTables
+    and the keyed pool before and after.
+    """
+    if not os.path.isdir(ws.tree):
+        raise WsError(f'no work tree at {ws.tree}; run "tools/ws apply"')
+    bench_dir = os.path.join(ws.work, 'bench')
+    os.makedirs(bench_dir, exist_ok=True)
+    ptbench = os.path.join(bench_dir, 'ptbench')
+    run(['gcc', '-static', '-O2', '-Wall', '-o', ptbench,
+         os.path.join(BENCH_SRC, 'ptbench.c')])
+    base_sha = run(['git', 'rev-parse', 'ws/base^{commit}'], cwd=ws.tree,
+                   capture=True).stdout.strip()
+    kernels = {}
+    for label, src in (('base', wslib.base_checkout(ws.work, base_sha)),
+                       ('series', ws.tree)):
+        bz, mod = build_kernel(ws, label, src,
+                               os.path.join(bench_dir,
+                                            f'pgtables-{label}-build'),
+                               [os.path.join(BENCH_SRC, 'pgtables.config')])
+        kernels[label] = (bz, script_initramfs(
+            bench_dir, f'pgtables-{label}', 'pgtables-init',
+            [(ptbench, 'ptbench'), (mod, 'test_vmalloc.ko')]))
+    boots = {}
+    states = {}
+    for label, kernel, cmdline in (('base', 'base', []),
+                                   ('off', 'series', ['pks_tables=off']),
+                                   ('on', 'series', ['pks_tables=on'])):
+        t0 = time.monotonic()
+        boots[label], states[label] = pgtables_boot(
+            bench_dir, label, *kernels[kernel], args, cmdline)
+        info(f'{label}: {fmt_secs(time.monotonic() - t0)} wall')
+        if label == 'on' and states[label].get('after', {}).get(
+                'pool mode') != 'on':
+            raise WsError('the pks_tables=on boot did not run with its '
+                          'tables keyed (no PKS under -cpu max?)')
+
+    lines = [f'page tables write-protected with PKS: guest instructions '
+             f'per operation (qemu -icount shift=0, one vCPU, 2 GiB), '
+             f'median of {args.reps} runs and the change against base; '
+             f'IA32_PKRS writes per operation',
+             f'{"workload":<22}{"base":>12}{"off":>12}{"":>8}{"on":>12}'
+             f'{"":>8}{"PKRS/op on":>12}{"off":>6}']
+    for work in boots['base']:
+        med = {k: statistics.median(i for i, _ in boots[k][work])
+               for k in boots}
+        row = f'{work:<22}{med["base"]:>12.0f}'
+        for k in ('off', 'on'):
+            row += (f'{med[k]:>12.0f}'
+                    f'{(med[k] / med["base"] - 1) * 100:>+7.2f}%')
+        for k in ('on', 'off'):
+            w = [x for _, x in boots[k][work] if x is not None]
+            row += f'{statistics.median(w):>12.2f}' if k == 'on' else \
+                f'{statistics.median(w):>6.2f}'
+        lines.append(row)
+    lines.append('direct map and page tables (/proc/meminfo, kB), '
+                 'before -> after the workloads; keyed pool')
+    for k in boots:
+        b, a = states[k].get('before', {}), states[k].get('after', {})
+        mem = ', '.join(f'{key.split()[1]} {b.get(key)} -> {a.get(key)}'
+                        for key in sorted(a) if key.startswith('meminfo'))
+        lines.append(f'  {k}: {mem}')
+        lines.append(f'  {k}: DirectMap4k after the fork/munmap runs '
+                     f'{states[k].get("after-big", {}).get("meminfo DirectMap4k")}'
+                     f', after the spawns '
+                     f'{states[k].get("after-spawn", {}).get("meminfo DirectMap4k")}')
+        if 'pool mode' in a:
+            lines.append(f'  {k} pool after: ' + ', '.join(
+                f'{key.split()[1]} {v}' for key, v in a.items()
+                if key.startswith('pool')))
+    for k in boots:
+        for work, runs in boots[k].items():
+            lines.append(f'  {k} {work} runs: ' + ' '.join(
+                f'{i:.0f}' for i, _ in runs))
+    report = '\n'.join(lines)
+    with open(os.path.join(bench_dir, 'pgtables-results.txt'), 'w') as f:
         f.write(report + '\n')
     print(report)

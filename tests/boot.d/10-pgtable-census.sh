@@ -5,17 +5,19 @@
 # and efi_mm must be there; "pti=on" says the census must have walked the
 # user copy of the PGD.
 
-# census_read FILE: set c_pte, c_pmd, c_pages, c_unc and c_walk (the walk's
+# census_read FILE: set c_pte, c_pmd, c_pages, c_unc, c_unp (tables
+# without the page-table key, with pks_tables=) and c_walk (the walk's
 # memory in KiB) from a census file,
 # with shell builtins only (a fork would add its own page tables).
 census_read() {
-	c_pte= c_pmd= c_pages= c_unc= c_walk=
+	c_pte= c_pmd= c_pages= c_unc= c_unp= c_walk=
 	while read -r a b c _; do
 		case $a in
 		pte) c_pte=$b ;;
 		pmd) c_pmd=$b ;;
 		constructed) c_pages=$c ;;
 		unconstructed:) c_unc=$b ;;
+		unprotected:) c_unp=$b ;;
 		walk) c_walk=$c ;;
 		esac
 	done < "$1"
@@ -24,7 +26,8 @@ census_read() {
 census_check() {
 	census_read "/sys/kernel/debug/pgtable_ctor/$1"
 	echo "ws-report: census $1: $c_pages constructed table pages," \
-	     "$c_unc unconstructed, walk memory ${c_walk:-?} KiB"
+	     "$c_unc unconstructed, ${c_unp:-?} without the page-table key," \
+	     "walk memory ${c_walk:-?} KiB"
 	ws_check "census-$1" test "$c_unc" = 0 -a -n "$c_pages"
 }
 

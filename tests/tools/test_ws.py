@@ -432,6 +432,47 @@ class KunitRecord(unittest.TestCase):
         self.assertEqual(checks.counts(), (2, 0, 0))
 
 
+class PgtablesBenchParse(unittest.TestCase):
+    """tools/ws bench --pgtables: the guest's lines become per-operation
+    figures; a load of test_vmalloc runs its test twice (busybox insmod
+    retries), and base has no PKRS counter."""
+
+    CONSOLE = textwrap.dedent("""\
+        ws-bench-pt: before meminfo DirectMap4k:      14208 kB
+        ws-bench-pt: before pool mode            on
+        ws-bench-pt: fork mib 64 ns 6000 pkrs 520
+        ws-bench-pt: munmap mib 64 ns 8000 pkrs 136
+        ws-bench-pt: after-big meminfo DirectMap4k:      15000 kB
+        ws-bench-pt: spawn n 20 ns 2000 pkrs 200
+        ws-bench-pt: vmalloc fix_size_alloc_test runs 2 pkrs 40
+        ws-bench-pt: [ 1.0] Summary: fix_size_alloc_test passed: 1 failed: 0 repeat: 1 loops: 10 avg: 30 usec
+        ws-bench-pt: [ 1.1] Summary: fix_size_alloc_test passed: 1 failed: 0 repeat: 1 loops: 10 avg: 50 usec
+        ws-bench-pt: vmalloc vm_map_ram_test runs 1 pkrs -1
+        ws-bench-pt: [ 1.2] Summary: vm_map_ram_test passed: 1 failed: 0 repeat: 1 loops: 10 avg: 9 usec
+        ws-bench-pt: after meminfo DirectMap4k:      16256 kB
+        ws-bench-pt: after pool keyed_tables    235
+        """)
+
+    def test_figures(self):
+        import wsbench
+        ops, state = wsbench.parse_pgtables(self.CONSOLE, 64, 1)
+        self.assertEqual(ops['fork 64 MiB'], [(6000, 520)])
+        self.assertEqual(ops['munmap 64 MiB'], [(8000, 136)])
+        self.assertEqual(ops['fork+exec+exit'], [(100, 10)])
+        self.assertEqual(ops['fix_size_alloc_test'],
+                         [(3000, 2), (5000, 2)])
+        self.assertEqual(ops['vm_map_ram_test'], [(900, None)])
+        self.assertEqual(state['before']['meminfo DirectMap4k'], '14208')
+        self.assertEqual(state['before']['pool mode'], 'on')
+        self.assertEqual(state['after-big']['meminfo DirectMap4k'], '15000')
+        self.assertEqual(state['after']['pool keyed_tables'], '235')
+
+    def test_missing_runs_refused(self):
+        import wsbench
+        with self.assertRaisesRegex(WsError, 'too few runs of fork 64 MiB'):
+            wsbench.parse_pgtables(self.CONSOLE, 64, 2)
+
+
 class ConsoleScan(unittest.TestCase):
     """wsboot.scan_log() finds what makes a console log unhealthy."""
 
