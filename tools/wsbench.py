@@ -378,7 +378,8 @@ def summaries(text, test):
 def parse_pgtables(text, mib, reps):
     """The runs of each workload of a tests/bench/pgtables-init console:
     {workload: [(instructions, PKRS writes or None), ...]}, and the
-    state lines {"before"|"after": {"meminfo DirectMap4k": "...", ...}}.
+    state lines {"before"|"after-big"|"after-spawn"|"after":
+    {"meminfo DirectMap4k": "...", ...}}.
     Raises WsError when a workload has fewer than @reps runs."""
     ops = {}
 
@@ -425,12 +426,56 @@ def pgtables_boot(bench_dir, label, bzimage, initrd, args, cmdline):
         raise WsError(f'{label}: {e}; see {log}')
 
 
+def pgtables_report(boots, states, reps):
+    """The --pgtables report: boots and states are parse_pgtables()'s
+    results by arm ("base", "off", "on")."""
+    lines = [f'page tables write-protected with PKS: guest instructions '
+             f'per operation (qemu -icount shift=0, one vCPU, 2 GiB), '
+             f'median of {reps} runs and the change against base; '
+             f'IA32_PKRS writes per operation',
+             f'{"workload":<22}{"base":>12}{"off":>12}{"":>8}{"on":>12}'
+             f'{"":>8}{"PKRS/op on":>12}{"off":>8}']
+    for work in boots['base']:
+        med = {k: statistics.median(i for i, _ in boots[k][work])
+               for k in boots}
+        row = f'{work:<22}{med["base"]:>12.0f}'
+        for k in ('off', 'on'):
+            row += (f'{med[k]:>12.0f}'
+                    f'{(med[k] / med["base"] - 1) * 100:>+7.2f}%')
+        for k, width in (('on', 12), ('off', 8)):
+            w = [x for _, x in boots[k][work] if x is not None]
+            row += (f'{statistics.median(w):>{width}.2f}' if w
+                    else f'{"-":>{width}}')
+        lines.append(row)
+    lines.append('direct map and page tables (/proc/meminfo, kB), '
+                 'before -> after the workloads; keyed pool')
+    for k in boots:
+        b, a = states[k].get('before', {}), states[k].get('after', {})
+        mem = ', '.join(f'{key.split()[1]} {b.get(key)} -> {a.get(key)}'
+                        for key in sorted(a) if key.startswith('meminfo'))
+        lines.append(f'  {k}: {mem}')
+        big, spawn = (states[k].get(when, {}).get('meminfo DirectMap4k')
+                      for when in ('after-big', 'after-spawn'))
+        lines.append(f'  {k}: DirectMap4k after the fork/munmap runs {big}, '
+                     f'after the spawns {spawn}')
+        if any(key.startswith('pool') for key in a):
+            lines.append(f'  {k} pool after: ' + ', '.join(
+                f'{key.split()[1]} {v}' for key, v in a.items()
+                if key.startswith('pool')))
+    for k in boots:
+        for work, runs in boots[k].items():
+            lines.append(f'  {k} {work} runs: ' + ' '.join(
+                f'{i:.0f}' for i, _ in runs))
+    return '\n'.join(lines)
+
+
 def bench_pgtables(ws, args):
     """Page tables write-protected with PKS: what they cost.
 
     Two kernels from the same configuration (base.config, bench.config
     and pgtables.config: no debug options, jump labels on as distribution
-    kernels have them), in build directories of their own: the pinned base, and the series, booted with pks_tables=off and with
+    kernels have them), in build directories of their own: the pinned
+    base, and the series, booted with pks_tables=off and with
     pks_tables=on (the default under -cpu max, which has PKS).  Three
     boots under qemu -icount shift=0 with one vCPU and 2 GiB, in one
     invocation.  The guest (tests/bench/pgtables-init, with
@@ -439,8 +484,8 @@ def bench_pgtables(ws, args):
     /bin/true, and test_vmalloc's fix_size_alloc_test and
     vm_map_ram_test; it reports guest instructions and IA32_PKRS writes
     per operation (-icount counts a WRMSR as one instruction, so the
-    writes carry the hardware cost), then DirectMap4k/2M/1G, PageTables
-    and the keyed pool before and after.
+    writes carry the hardware cost), and DirectMap4k/2M/1G, PageTables
+    and the keyed pool before, between and after the workloads.
     """
     if not os.path.isdir(ws.tree):
         raise WsError(f'no work tree at {ws.tree}; run "tools/ws apply"')
@@ -475,44 +520,7 @@ def bench_pgtables(ws, args):
             raise WsError('the pks_tables=on boot did not run with its '
                           'tables keyed (no PKS under -cpu max?)')
 
-    lines = [f'page tables write-protected with PKS: guest instructions '
-             f'per operation (qemu -icount shift=0, one vCPU, 2 GiB), '
-             f'median of {args.reps} runs and the change against base; '
-             f'IA32_PKRS writes per operation',
-             f'{"workload":<22}{"base":>12}{"off":>12}{"":>8}{"on":>12}'
-             f'{"":>8}{"PKRS/op on":>12}{"off":>6}']
-    for work in boots['base']:
-        med = {k: statistics.median(i for i, _ in boots[k][work])
-               for k in boots}
-        row = f'{work:<22}{med["base"]:>12.0f}'
-        for k in ('off', 'on'):
-            row += (f'{med[k]:>12.0f}'
-                    f'{(med[k] / med["base"] - 1) * 100:>+7.2f}%')
-        for k in ('on', 'off'):
-            w = [x for _, x in boots[k][work] if x is not None]
-            row += f'{statistics.median(w):>12.2f}' if k == 'on' else \
-                f'{statistics.median(w):>6.2f}'
-        lines.append(row)
-    lines.append('direct map and page tables (/proc/meminfo, kB), '
-                 'before -> after the workloads; keyed pool')
-    for k in boots:
-        b, a = states[k].get('before', {}), states[k].get('after', {})
-        mem = ', '.join(f'{key.split()[1]} {b.get(key)} -> {a.get(key)}'
-                        for key in sorted(a) if key.startswith('meminfo'))
-        lines.append(f'  {k}: {mem}')
-        lines.append(f'  {k}: DirectMap4k after the fork/munmap runs '
-                     f'{states[k].get("after-big", {}).get("meminfo DirectMap4k")}'
-                     f', after the spawns '
-                     f'{states[k].get("after-spawn", {}).get("meminfo DirectMap4k")}')
-        if 'pool mode' in a:
-            lines.append(f'  {k} pool after: ' + ', '.join(
-                f'{key.split()[1]} {v}' for key, v in a.items()
-                if key.startswith('pool')))
-    for k in boots:
-        for work, runs in boots[k].items():
-            lines.append(f'  {k} {work} runs: ' + ' '.join(
-                f'{i:.0f}' for i, _ in runs))
-    report = '\n'.join(lines)
+    report = pgtables_report(boots, states, args.reps)
     with open(os.path.join(bench_dir, 'pgtables-results.txt'), 'w') as f:
         f.write(report + '\n')
     print(report)

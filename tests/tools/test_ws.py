@@ -467,6 +467,20 @@ class PgtablesBenchParse(unittest.TestCase):
         self.assertEqual(state['after-big']['meminfo DirectMap4k'], '15000')
         self.assertEqual(state['after']['pool keyed_tables'], '235')
 
+    def test_report(self):
+        import wsbench
+        ops, state = wsbench.parse_pgtables(self.CONSOLE, 64, 1)
+        base = {w: [(i, None) for i, _ in r] for w, r in ops.items()}
+        report = wsbench.pgtables_report(
+            {'base': base, 'off': ops, 'on': ops},
+            {'base': state, 'off': state, 'on': state}, 1)
+        self.assertRegex(report, r'fork 64 MiB +6000 +6000 +\+0\.00%')
+        self.assertIn('DirectMap4k 14208 -> 16256', report)
+        self.assertIn('DirectMap4k after the fork/munmap runs 15000, '
+                      'after the spawns None', report)
+        self.assertIn('on pool after: keyed_tables 235', report)
+        self.assertRegex(report, r'vm_map_ram_test .* +- +-')
+
     def test_missing_runs_refused(self):
         import wsbench
         with self.assertRaisesRegex(WsError, 'too few runs of fork 64 MiB'):
