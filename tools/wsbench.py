@@ -92,18 +92,25 @@ def spread(runs):
     return (max(runs) / min(runs) - 1) * 100
 
 
-def bench(ws, args):
+def bench_setup(ws, program):
+    """The bench directory, tests/bench/<program>.c built static into it,
+    and the shared checkout of the pinned base: what the benchmarks of
+    the base against the series start from."""
     if not os.path.isdir(ws.tree):
         raise WsError(f'no work tree at {ws.tree}; run "tools/ws apply"')
     bench_dir = os.path.join(ws.work, 'bench')
     os.makedirs(bench_dir, exist_ok=True)
-    forkexit = os.path.join(bench_dir, 'forkexit')
-    run(['gcc', '-static', '-O2', '-Wall', '-o', forkexit,
-         os.path.join(BENCH_SRC, 'forkexit.c')])
+    binary = os.path.join(bench_dir, program)
+    run(['gcc', '-static', '-O2', '-Wall', '-o', binary,
+         os.path.join(BENCH_SRC, f'{program}.c')])
     base_sha = run(['git', 'rev-parse', 'ws/base^{commit}'], cwd=ws.tree,
                    capture=True).stdout.strip()
-    kernels = [('base', wslib.base_checkout(ws.work, base_sha)),
-               ('series', ws.tree)]
+    return bench_dir, binary, wslib.base_checkout(ws.work, base_sha)
+
+
+def bench(ws, args):
+    bench_dir, forkexit, base_src = bench_setup(ws, 'forkexit')
+    kernels = [('base', base_src), ('series', ws.tree)]
     results = {}
     for label, src in kernels:
         bz, mod = build_kernel(ws, label, src,
@@ -487,17 +494,9 @@ def bench_pgtables(ws, args):
     writes carry the hardware cost), and DirectMap4k/2M/1G, PageTables
     and the keyed pool before, between and after the workloads.
     """
-    if not os.path.isdir(ws.tree):
-        raise WsError(f'no work tree at {ws.tree}; run "tools/ws apply"')
-    bench_dir = os.path.join(ws.work, 'bench')
-    os.makedirs(bench_dir, exist_ok=True)
-    ptbench = os.path.join(bench_dir, 'ptbench')
-    run(['gcc', '-static', '-O2', '-Wall', '-o', ptbench,
-         os.path.join(BENCH_SRC, 'ptbench.c')])
-    base_sha = run(['git', 'rev-parse', 'ws/base^{commit}'], cwd=ws.tree,
-                   capture=True).stdout.strip()
+    bench_dir, ptbench, base_src = bench_setup(ws, 'ptbench')
     kernels = {}
-    for label, src in (('base', wslib.base_checkout(ws.work, base_sha)),
+    for label, src in (('base', base_src),
                        ('series', ws.tree)):
         bz, mod = build_kernel(ws, label, src,
                                os.path.join(bench_dir,
