@@ -490,6 +490,7 @@ def boot_tests(ws, checks):
     res = wsboot.boot(ws, name='boot-smoke', timeout=600)
     print(res.summary())
     record_boot(checks, res, 'smoke', ['census-init_mm', 'census-current',
+                                       'census-init_mm-keyed',
                                        'pks-enabled', 'pks-log-clean'])
 
     res = wsboot.boot(ws, name='boot-hotplug', timeout=900,
@@ -524,7 +525,8 @@ def boot_tests(ws, checks):
                   qemu_args=['-bios', OVMF])
     print(res.summary())
     record_boot(checks, res, 'efi-pti',
-                ['census-efi_mm', 'pti-enabled', 'census-init_mm'])
+                ['census-efi_mm', 'pti-enabled', 'census-init_mm',
+                 'census-init_mm-keyed', 'census-efi_mm-keyed'])
 
 
 def userspace_tests(ws, checks):

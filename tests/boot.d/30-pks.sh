@@ -16,4 +16,10 @@ if [ -d $pks_dir ]; then
 	fi
 	ws_check pks-log-clean sh -c \
 		"! dmesg | grep -E 'x86/pks: (window open|soft key)|#PF: PKS'"
+	if [ -r $pks_dir/pgtables ]; then
+		echo "ws-report: pks page tables: $(grep -E '^(mode|blocks|keyed_tables|fallback|early_keyed) ' $pks_dir/pgtables | tr -s ' ' | tr '\n' ' ')"
+	fi
 fi
+# The direct map's page sizes, in KiB, for the cost of keying page tables.
+echo "ws-report: direct map: $(grep '^DirectMap' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"
+
