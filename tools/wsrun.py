@@ -499,7 +499,8 @@ def boot_tests(ws, checks):
                   qmp_script=hotplug_qmp(HOTPLUG_MB))
     print(res.summary())
     record_boot(checks, res, 'hotplug',
-                ['hotplug-accounting-online-removed', 'census-init_mm'])
+                ['hotplug-accounting-online-removed', 'census-init_mm',
+                 'hotplug-added-keyed', 'hotplug-removed-keyed'])
 
     res = wsboot.boot(ws, name='boot-hotplug-64g', timeout=900,
                   cmdline=[f'ws.hotplug={HOTPLUG_MB}', 'debug_pagealloc=on'],
@@ -507,7 +508,8 @@ def boot_tests(ws, checks):
                   qmp_script=hotplug_qmp(HOTPLUG_MB, addr=64 << 30))
     print(res.summary())
     record_boot(checks, res, 'hotplug-64g',
-                ['hotplug-accounting-online-removed', 'census-init_mm'])
+                ['hotplug-accounting-online-removed', 'census-init_mm',
+                 'hotplug-added-keyed', 'hotplug-removed-keyed'])
 
     res = wsboot.boot(ws, name='boot-dmhotplug', timeout=900,
                   cmdline=['ws.dmhotplug'],

@@ -43,13 +43,10 @@ keys_early_tables() {
 
 # census_keyed NAME: with pks_tables=on or soft, every table of the
 # kernel's trees has the page-table key in every mapping, the early ones
-# keyed in place included.  This runs before 20- and 25- hot-add memory,
-# whose tables (direct map, vmemmap) do not come from the keyed pools yet:
-# their later censuses do not check the key.  ws.hotplug=N does not match
-# "ws.hotplug" here, so only the dmhotplug boot skips the check.
+# keyed in place included.  20-hotplug.sh checks it again after its
+# hot-add and its removal.  The dmhotplug boot skips it.
 census_keyed() {
-	if ws_cmdline_has ws.hotplug || ws_cmdline_has ws.dmhotplug ||
-	   ! keys_early_tables; then
+	if ws_cmdline_has ws.dmhotplug || ! keys_early_tables; then
 		return 0
 	fi
 	ws_check "census-$1-keyed" test "$c_unp" = 0

@@ -6,7 +6,10 @@
 # new memory needs PTE tables of its own.  Checked at each step: no table
 # escaped its constructor, the new memory's tables were counted, and the
 # PageTables counter moved exactly as the census of init_mm did (no
-# accounting leak, on the way in or out).  Needs 10-pgtable-census.sh.
+# accounting leak, on the way in or out), and, where the kernel keys its
+# page tables (pks_tables=), every table of init_mm still has the key:
+# the new memory's direct-map and vmemmap tables come from the keyed
+# pools.  Needs 10-pgtable-census.sh.
 
 # hp_snapshot NAME: record the census and PageTables as NAME_*.
 hp_snapshot() {
@@ -17,9 +20,18 @@ hp_snapshot() {
 		[ "$key" = PageTables: ] && pt=$val
 	done < /proc/meminfo
 	eval "${1}_pte=$c_pte ${1}_pmd=$c_pmd ${1}_pages=$c_pages"
-	eval "${1}_unc=$c_unc ${1}_pt=$pt"
+	eval "${1}_unc=$c_unc ${1}_unp=$c_unp ${1}_pt=$pt"
 	echo "ws-report: hotplug $1: census $c_pte PTE, $c_pmd PMD tables," \
-	     "$c_pages pages, $c_unc unconstructed; PageTables $pt kB"
+	     "$c_pages pages, $c_unc unconstructed," \
+	     "${c_unp:-?} without the page-table key; PageTables $pt kB"
+}
+
+# hp_keyed NAME: with pks_tables=on or soft, no table of init_mm lacks
+# the page-table key at snapshot NAME.
+hp_keyed() {
+	keys_early_tables || return 0
+	eval "unp=\$${1}_unp"
+	ws_check "hotplug-$1-keyed" test "$unp" = 0
 }
 
 # hp_blocks: set nblocks to the number of memory blocks.
@@ -110,6 +122,7 @@ if [ -n "$hp_size_mb" ]; then
 	done
 	echo "ws-report: hotplug: new memory blocks:$hp_new"
 	ws_check hotplug-added-constructed test "$added_unc" = 0
+	hp_keyed added
 	ws_check hotplug-added-tables \
 		test $((added_pte - before_pte)) -ge "$hp_new_ptes"
 	hp_accounting before added
@@ -126,6 +139,7 @@ if [ -n "$hp_size_mb" ]; then
 	ws_check hotplug-removed-blocks test "$nblocks" = "$hp_base_blocks"
 	hp_snapshot removed
 	ws_check hotplug-removed-constructed test "$removed_unc" = 0
+	hp_keyed removed
 	ws_check hotplug-removed-tables \
 		test $((online_pte - removed_pte)) -ge "$hp_new_ptes"
 	hp_accounting online removed
