@@ -24,6 +24,23 @@ hp_snapshot() {
 	echo "ws-report: hotplug $1: census $c_pte PTE, $c_pmd PMD tables," \
 	     "$c_pages pages, $c_unc unconstructed," \
 	     "${c_unp:-?} without the page-table key; PageTables $pt kB"
+	hp_pool_report "$1"
+}
+
+# hp_pool_report NAME: where the kernel keys its page tables, report the
+# pools at snapshot NAME: their blocks, the blocks added so far, and the
+# tables that fell back to ordinary pages.
+hp_pool_report() {
+	[ -r /sys/kernel/debug/x86/pks/pgtables ] || return 0
+	while read -r key val; do
+		case $key in
+		blocks) p_blocks=$val ;;
+		refills) p_refills=$val ;;
+		fallback) p_fallback=$val ;;
+		esac
+	done < /sys/kernel/debug/x86/pks/pgtables
+	echo "ws-report: hotplug $1: page-table pools $p_blocks blocks," \
+	     "$p_refills refills, $p_fallback fallback tables"
 }
 
 # hp_keyed NAME: with pks_tables=on or soft, no table of init_mm lacks
