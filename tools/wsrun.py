@@ -432,6 +432,9 @@ def record_boot(checks, res, label, required=()):
                        'the guest never printed this check')
 
 
+# The page-table stress boot (tests/boot.d/40-stress.sh): its guest time.
+STRESS_SECONDS = 30
+
 # The memory hot-add test: a pc-dimm of this size, in MiB.
 HOTPLUG_MB = 1024
 OVMF = '/usr/share/ovmf/OVMF.fd'
@@ -479,7 +482,9 @@ def dmhotplug_qmp():
 def boot_tests(ws, checks):
     """The boots of the test command.
 
-    smoke: the plain boot.  hotplug: a pc-dimm added and removed over QMP
+    smoke: the plain boot.  stress: tests/boot/stress.c's fork, exec,
+    mmap, mprotect, munmap, mremap and THP storms on both vCPUs, with
+    the page tables keyed.  hotplug: a pc-dimm added and removed over QMP
     on a 4K direct map (tests/boot.d/20-hotplug.sh); hotplug-64g: the same
     at 64 GiB, far enough that the vmemmap needs a table of its own too.
     dmhotplug: the direct map's collapse over hot-added memory, and its
@@ -492,6 +497,13 @@ def boot_tests(ws, checks):
     record_boot(checks, res, 'smoke', ['census-init_mm', 'census-current',
                                        'census-init_mm-keyed',
                                        'pks-enabled', 'pks-log-clean'])
+
+    res = wsboot.boot(ws, name='boot-stress', timeout=900,
+                      cmdline=[f'ws.stress={STRESS_SECONDS}'])
+    print(res.summary())
+    record_boot(checks, res, 'stress',
+                ['stress-ran', 'stress-log-clean', 'stress-no-fallback',
+                 'stress-census-init_mm-keyed', 'pks-log-clean'])
 
     res = wsboot.boot(ws, name='boot-hotplug', timeout=900,
                   cmdline=[f'ws.hotplug={HOTPLUG_MB}', 'debug_pagealloc=on'],
