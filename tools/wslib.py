@@ -6,6 +6,7 @@ gates) import this module; it imports none of them, so that the
 dependencies run one way.
 """
 
+import fcntl
 import fnmatch
 import hashlib
 import os
@@ -66,6 +67,43 @@ def die(msg):
 
 def info(msg):
     print(f'ws: {msg}', flush=True)
+
+
+# Scratch directories that runs make inside their work directory and
+# remove when they end; a run killed midway leaves them behind.
+WORK_SCRATCH_PREFIXES = ('roundtrip-', 'quilt-')
+WORK_LOCK = '.ws-lock'
+
+
+def lock_work(work, what):
+    """Take the work directory for this process, for its whole life.
+
+    A second tools/ws on the same work directory refuses at once: two runs
+    would reset, build and read one kernel tree under each other.  The
+    lock is an flock(), which the kernel drops when the process dies,
+    however it dies; the file only names the holder.  Once the lock is
+    held, scratch directories that a killed run left are removed, so that
+    they cannot change this run.  Returns the open lock file, to be kept.
+    """
+    os.makedirs(work, exist_ok=True)
+    path = os.path.join(work, WORK_LOCK)
+    f = open(path, 'a+')
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or 'another process'
+        f.close()
+        raise WsError(f'{work} is in use by {holder}; wait for it to end, '
+                      'or give this one another --work directory')
+    f.seek(0)
+    f.truncate()
+    f.write(f'"tools/ws {what}" (pid {os.getpid()})\n')
+    f.flush()
+    for name in os.listdir(work):
+        if name.startswith(WORK_SCRATCH_PREFIXES):
+            shutil.rmtree(os.path.join(work, name), ignore_errors=True)
+    return f
 
 
 class banner:

@@ -7,11 +7,13 @@ Run by "tools/ws test"; alone: python3 -m unittest -v tests.tools.test_ws
 
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -552,6 +554,59 @@ class CommandLine(EnvCase):
                             'export'], capture_output=True, text=True)
         self.assertEqual(r.returncode, 2)
         self.assertIn('no work tree', r.stderr)
+
+
+class WorkLock(EnvCase):
+    """One tools/ws per work directory; a killed one leaves nothing."""
+
+    def ws_export(self):
+        return subprocess.run([sys.executable, WS, '--work', self.tmp,
+                               'export'], capture_output=True, text=True)
+
+    def start_holder(self):
+        """A process that holds the work directory as "tools/ws test"."""
+        holder = subprocess.Popen([sys.executable, '-c',
+                                   'import sys, time, wslib; '
+                                   'l = wslib.lock_work(sys.argv[1], "test"); '
+                                   'print("locked", flush=True); '
+                                   'time.sleep(120)', self.tmp],
+                                  cwd=os.path.dirname(WS),
+                                  stdout=subprocess.PIPE, text=True)
+        self.assertEqual(holder.stdout.readline().strip(), 'locked')
+        return holder
+
+    def test_second_run_refused_at_once(self):
+        holder = self.start_holder()
+        try:
+            t0 = time.monotonic()
+            r = self.ws_export()
+            self.assertLess(time.monotonic() - t0, 30)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn(f'is in use by "tools/ws test" (pid {holder.pid})',
+                          r.stderr)
+        finally:
+            holder.kill()
+            holder.wait()
+            holder.stdout.close()
+        # Released by its death: the next one gets as far as its own work.
+        r = self.ws_export()
+        self.assertNotIn('in use', r.stderr)
+        self.assertIn('no work tree', r.stderr)
+
+    def test_killed_run_leaves_nothing(self):
+        holder = self.start_holder()
+        # What the run had made when it was killed: its scratch
+        # directories, and the build directory, which stays.
+        for name in ('roundtrip-x1', 'quilt-y2'):
+            os.makedirs(os.path.join(self.tmp, name, 'exp1'))
+        os.makedirs(os.path.join(self.tmp, 'build'))
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+        holder.stdout.close()
+        r = self.ws_export()
+        self.assertNotIn('in use', r.stderr)
+        self.assertEqual(sorted(os.listdir(self.tmp)),
+                         sorted(['build', wslib.WORK_LOCK]))
 
 
 class ConfigCheck(EnvCase):
