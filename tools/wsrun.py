@@ -577,7 +577,10 @@ USERSPACE_HARNESSES = [
 # command line, and a CPU that does not enumerate it (-cpu max,-pks).
 # There its hardware cases skip with the reason and its no-op case runs;
 # x86_pks_pgtables runs on those boots too, and with pks_tables=soft
-# (stray writes to page tables allowed and counted) and pks_tables=off.
+# (stray writes to page tables allowed and counted) and pks_tables=off,
+# and for the paging modes that the two full runs leave out: 4-level
+# without PTI, and 5-level with PTI under OVMF, where EFI runtime services
+# are up and the stray writes reach efi_mm's PGD too.
 # Last, x86_directmap with 6 GiB of RAM, where RAM crosses 4 GiB and the
 # direct map holds more gigabytes that boot may have mapped in 2M steps.
 KUNIT_RUNS = [
@@ -591,6 +594,10 @@ KUNIT_RUNS = [
      {'filter_glob': 'x86_pks_pgtables'}),
     ('kunit-pks-tables-off', ['pks_tables=off'],
      {'filter_glob': 'x86_pks*'}),
+    ('kunit-pks-tables-no5lvl', ['no5lvl'],
+     {'filter_glob': 'x86_pks_pgtables'}),
+    ('kunit-pks-tables-efi-pti', ['pti=on'],
+     {'filter_glob': 'x86_pks_pgtables', 'qemu_args': ['-bios', OVMF]}),
     ('kunit-directmap-6g', [], {'filter_glob': 'x86_directmap',
                                 'qemu_args': ['-m', '6G']}),
 ]
