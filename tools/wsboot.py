@@ -147,8 +147,9 @@ def build_initramfs(ws):
         raise WsError('/bin/busybox not found: install busybox-static '
                       '("tools/ws setup")')
     out = os.path.join(ws.work, 'initramfs.cpio.gz')
-    stress = os.path.join(BOOT_DIR, 'stress.c')
-    srcs = [busybox, os.path.join(BOOT_DIR, 'init'), stress]
+    # Static helpers: tests/boot/NAME.c becomes /bin/ws-NAME.
+    helpers = [os.path.join(BOOT_DIR, n) for n in ('stress.c', 'failnth.c')]
+    srcs = [busybox, os.path.join(BOOT_DIR, 'init')] + helpers
     if os.path.isdir(BOOT_D):
         srcs += [os.path.join(BOOT_D, n) for n in sorted(os.listdir(BOOT_D))]
     newest = max(os.path.getmtime(s) for s in srcs + [BOOT_D])
@@ -161,9 +162,12 @@ def build_initramfs(ws):
     shutil.copy2(busybox, os.path.join(stage, 'bin', 'busybox'))
     shutil.copy2(os.path.join(BOOT_DIR, 'init'), os.path.join(stage, 'init'))
     os.chmod(os.path.join(stage, 'init'), 0o755)
-    # The page-table stress of tests/boot.d/40-stress.sh, static.
-    run(['gcc', '-static', '-O2', '-Wall', '-Wextra', '-Werror',
-         '-o', os.path.join(stage, 'bin', 'ws-stress'), stress])
+    # The page-table stress of tests/boot.d/40-stress.sh and the
+    # fault-injection walks of 45-failnth.sh.
+    for src in helpers:
+        name = 'ws-' + os.path.basename(src)[:-len('.c')]
+        run(['gcc', '-static', '-O2', '-Wall', '-Wextra', '-Werror',
+             '-o', os.path.join(stage, 'bin', name), src])
     if os.path.isdir(BOOT_D):
         for n in sorted(os.listdir(BOOT_D)):
             if n.endswith('.sh'):

@@ -484,7 +484,8 @@ def boot_tests(ws, checks):
 
     smoke: the plain boot.  stress: tests/boot/stress.c's fork, exec,
     mmap, mprotect, munmap, mremap and THP storms on both vCPUs, with
-    the page tables keyed.  hotplug: a pc-dimm added and removed over QMP
+    the page tables keyed, then tests/boot/failnth.c's fail-nth walks
+    over the allocations of fork, mremap, populate and THP.  hotplug: a pc-dimm added and removed over QMP
     on a 4K direct map (tests/boot.d/20-hotplug.sh); hotplug-64g: the same
     at 64 GiB, far enough that the vmemmap needs a table of its own too.
     dmhotplug: the direct map's collapse over hot-added memory, and its
@@ -499,11 +500,13 @@ def boot_tests(ws, checks):
                                        'pks-enabled', 'pks-log-clean'])
 
     res = wsboot.boot(ws, name='boot-stress', timeout=900,
-                      cmdline=[f'ws.stress={STRESS_SECONDS}'])
+                      cmdline=[f'ws.stress={STRESS_SECONDS}', 'ws.failnth=1'])
     print(res.summary())
     record_boot(checks, res, 'stress',
                 ['stress-ran', 'stress-log-clean', 'stress-no-fallback',
-                 'stress-census-init_mm-keyed', 'pks-log-clean'])
+                 'stress-census-init_mm-keyed', 'pks-log-clean',
+                 'failnth-available', 'failnth-ran', 'failnth-log-clean',
+                 'failnth-census-keyed', 'failnth-accounting'])
 
     res = wsboot.boot(ws, name='boot-hotplug', timeout=900,
                   cmdline=[f'ws.hotplug={HOTPLUG_MB}', 'debug_pagealloc=on'],

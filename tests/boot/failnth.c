@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Fault-injection walks over page-table allocation, for the boot tests
+ * (tests/boot.d/45-failnth.sh, which sets fail_page_alloc and failslab up
+ * so that every allocation can fail).
+ *
+ *   ws-failnth [OPERATION...]
+ *
+ * For each operation, and N = 1, 2, ...: write N to this thread's
+ * /proc/thread-self/fail-nth, run the operation, and read fail-nth back.
+ * 0 means that the operation's Nth allocation failed; it must then either
+ * fail with the operation's error and leave the data as it was, or
+ * succeed (the kernel coped: a page-table pool's fallback, a retry).  A
+ * value left over means that the operation needed fewer than N
+ * allocations, and ends the walk.  The operations:
+ *
+ *   fork     fork a child of a process with 8 MiB of anonymous memory in
+ *            use (4K and, where THP is on, huge): every level of its
+ *            tables is copied, the child checks the data and exits
+ *   mremap   move 4 MiB to an address 2 TiB away, in a part of the
+ *            address space with no tables yet
+ *   populate MADV_POPULATE_WRITE 4 MiB in another such part
+ *   thp      populate 4 MiB 2M-aligned with MADV_HUGEPAGE (each huge
+ *            fault deposits a PTE table), split a huge page with an
+ *            mprotect() of 4K, then MADV_COLLAPSE it back
+ *
+ * Prints "ws-failnth: OPERATION steps S failed F" per operation, where S
+ * allocations were failed in turn and F of them failed the operation,
+ * then "ws-failnth: errors N"; exits 1 if N is not 0.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
+#define PAGE		4096UL
+#define HUGE		(2UL << 20)
+#define MIB		(1UL << 20)
+/* Far from the heap, the stack and the mmap base, and from each other. */
+#define MREMAP_TARGET	((char *)0x7e0000000000UL)
+#define POPULATE_AT	((char *)0x7d0000000000UL)
+#define THP_AT		((char *)0x7c0000000000UL)
+/* No operation here makes this many allocations: a walk that does hangs. */
+#define MAX_STEPS	20000
+
+static long errors;
+static int fail_nth_fd;
+
+static void complain(const char *op, const char *what)
+{
+	fprintf(stderr, "ws-failnth: %s: %s: %s\n", op, what, strerror(errno));
+	errors++;
+}
+
+/* An error that an operation may return for a failed allocation. */
+static int out_of_memory(int err)
+{
+	return err == ENOMEM || err == EAGAIN;
+}
+
+static void fill(char *p, size_t size, uintptr_t salt)
+{
+	size_t off;
+
+	for (off = 0; off < size; off += PAGE)
+		*(uintptr_t *)(p + off) = off ^ salt;
+}
+
+static int intact(const char *p, size_t size, uintptr_t salt)
+{
+	size_t off;
+
+	for (off = 0; off < size; off += PAGE)
+		if (*(const uintptr_t *)(p + off) != (off ^ salt))
+			return 0;
+	return 1;
+}
+
+static void check_data(const char *op, const char *p, size_t size,
+		       uintptr_t salt)
+{
+	if (!intact(p, size, salt)) {
+		fprintf(stderr, "ws-failnth: %s: data lost\n", op);
+		errors++;
+	}
+}
+
+static void set_fail_nth(unsigned int n)
+{
+	char buf[16];
+	int len = snprintf(buf, sizeof(buf), "%u", n);
+
+	if (pwrite(fail_nth_fd, buf, len, 0) != len) {
+		perror("ws-failnth: fail-nth");
+		exit(2);
+	}
+}
+
+/* What is left of the count; 0 once the Nth allocation has failed. */
+static unsigned int get_fail_nth(void)
+{
+	char buf[16] = "";
+
+	if (pread(fail_nth_fd, buf, sizeof(buf) - 1, 0) <= 0) {
+		perror("ws-failnth: fail-nth");
+		exit(2);
+	}
+	return strtoul(buf, NULL, 10);
+}
+
+static void *map_at(char *addr, size_t size)
+{
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS;
+	void *p;
+
+	if (addr)
+		flags |= MAP_FIXED_NOREPLACE;
+	p = mmap(addr, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+	if (p == MAP_FAILED) {
+		perror("ws-failnth: mmap");
+		exit(2);
+	}
+	return p;
+}
+
+/*
+ * One operation: set_up() before the count starts, run() with it on
+ * (returns -1 with errno set when the operation failed), tear_down()
+ * after it is off.  run() and tear_down() check the data.
+ */
+struct operation {
+	const char *name;
+	void (*set_up)(void);
+	int (*run)(void);
+	void (*tear_down)(int ret);
+};
+
+/* fork: a parent with tables at every level, huge pages among them. */
+static char *fork_mem;
+#define FORK_SIZE	(8 * MIB)
+
+static void fork_set_up(void)
+{
+	if (!fork_mem) {
+		fork_mem = map_at(NULL, FORK_SIZE);
+		madvise(fork_mem, FORK_SIZE, MADV_HUGEPAGE);
+		fill(fork_mem, FORK_SIZE, 0xf0f0);
+	}
+}
+
+static int fork_run(void)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (!pid)
+		_exit(intact(fork_mem, FORK_SIZE, 0xf0f0) ? 0 : 1);
+	if (pid < 0)
+		return -1;
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status)) {
+		fprintf(stderr, "ws-failnth: fork: child status %#x\n", status);
+		errors++;
+	}
+	return 0;
+}
+
+static void fork_tear_down(int ret __attribute__((unused)))
+{
+	check_data("fork", fork_mem, FORK_SIZE, 0xf0f0);
+}
+
+/* mremap: on failure the data stays where it was. */
+static char *mremap_src;
+#define MREMAP_SIZE	(4 * MIB)
+
+static void mremap_set_up(void)
+{
+	mremap_src = map_at(NULL, MREMAP_SIZE);
+	fill(mremap_src, MREMAP_SIZE, 0x3c3c);
+}
+
+static int mremap_run(void)
+{
+	void *p = mremap(mremap_src, MREMAP_SIZE, MREMAP_SIZE,
+			 MREMAP_MAYMOVE | MREMAP_FIXED, MREMAP_TARGET);
+
+	return p == MAP_FAILED ? -1 : 0;
+}
+
+static void mremap_tear_down(int ret)
+{
+	char *p = ret ? mremap_src : MREMAP_TARGET;
+
+	check_data("mremap", p, MREMAP_SIZE, 0x3c3c);
+	munmap(p, MREMAP_SIZE);
+}
+
+/* populate: a failed fault gives -ENOMEM, with what it did mapped. */
+static char *populate_mem;
+#define POPULATE_SIZE	(4 * MIB)
+
+static void populate_set_up(void)
+{
+	populate_mem = map_at(POPULATE_AT, POPULATE_SIZE);
+}
+
+static int populate_run(void)
+{
+	return madvise(populate_mem, POPULATE_SIZE, MADV_POPULATE_WRITE);
+}
+
+static void populate_tear_down(int ret __attribute__((unused)))
+{
+	fill(populate_mem, POPULATE_SIZE, 0x6969);
+	check_data("populate", populate_mem, POPULATE_SIZE, 0x6969);
+	munmap(populate_mem, POPULATE_SIZE);
+}
+
+/* thp: huge faults, a split and a collapse, each of which may fail. */
+static char *thp_mem;
+#define THP_SIZE	(4 * MIB)
+
+static void thp_set_up(void)
+{
+	thp_mem = map_at(THP_AT, THP_SIZE);
+	/* EINVAL: a kernel without THP; the walk then runs at 4K. */
+	madvise(thp_mem, THP_SIZE, MADV_HUGEPAGE);
+}
+
+static int thp_run(void)
+{
+	if (madvise(thp_mem, THP_SIZE, MADV_POPULATE_WRITE))
+		return -1;
+	fill(thp_mem, THP_SIZE, 0x2d2d);
+	if (mprotect(thp_mem + PAGE, PAGE, PROT_READ))
+		return -1;
+	if (!intact(thp_mem, THP_SIZE, 0x2d2d)) {
+		fprintf(stderr, "ws-failnth: thp: data lost in the split\n");
+		errors++;
+	}
+	if (mprotect(thp_mem + PAGE, PAGE, PROT_READ | PROT_WRITE))
+		return -1;
+	if (madvise(thp_mem, HUGE, MADV_COLLAPSE) && errno != EINVAL)
+		return -1;
+	return 0;
+}
+
+static void thp_tear_down(int ret)
+{
+	/*
+	 * A failed mprotect() may have left a page read-only, a failed
+	 * populate part of it unfilled: undo both now.
+	 */
+	if (ret) {
+		if (mprotect(thp_mem, THP_SIZE, PROT_READ | PROT_WRITE))
+			complain("thp", "mprotect after the walk");
+		fill(thp_mem, THP_SIZE, 0x2d2d);
+	}
+	check_data("thp", thp_mem, THP_SIZE, 0x2d2d);
+	munmap(thp_mem, THP_SIZE);
+}
+
+static const struct operation operations[] = {
+	{ "fork", fork_set_up, fork_run, fork_tear_down },
+	{ "mremap", mremap_set_up, mremap_run, mremap_tear_down },
+	{ "populate", populate_set_up, populate_run, populate_tear_down },
+	{ "thp", thp_set_up, thp_run, thp_tear_down },
+};
+
+static void walk(const struct operation *op)
+{
+	long steps, failed = 0;
+	unsigned int left;
+	int ret, err;
+
+	for (steps = 1; steps <= MAX_STEPS; steps++) {
+		op->set_up();
+		set_fail_nth(steps);
+		ret = op->run();
+		err = errno;
+		left = get_fail_nth();
+		set_fail_nth(0);
+		if (ret) {
+			errno = err;
+			if (!out_of_memory(err))
+				complain(op->name, "unexpected error");
+			else if (left)
+				complain(op->name, "failed with no allocation failed");
+			else
+				failed++;
+		}
+		op->tear_down(ret);
+		if (left)
+			break;
+	}
+	if (steps > MAX_STEPS) {
+		fprintf(stderr, "ws-failnth: %s: still failing after %d steps\n",
+			op->name, MAX_STEPS);
+		errors++;
+	}
+	printf("ws-failnth: %s steps %ld failed %ld\n", op->name, steps - 1,
+	       failed);
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+	int a;
+
+	fail_nth_fd = open("/proc/thread-self/fail-nth", O_RDWR);
+	if (fail_nth_fd < 0) {
+		perror("ws-failnth: /proc/thread-self/fail-nth");
+		return 2;
+	}
+	for (i = 0; i < sizeof(operations) / sizeof(operations[0]); i++) {
+		if (argc > 1) {
+			for (a = 1; a < argc; a++)
+				if (!strcmp(argv[a], operations[i].name))
+					break;
+			if (a == argc)
+				continue;
+		}
+		walk(&operations[i]);
+	}
+	printf("ws-failnth: errors %ld\n", errors);
+	return errors ? 1 : 0;
+}
