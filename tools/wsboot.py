@@ -291,6 +291,10 @@ class Console:
         self.deadline = deadline
         self.buf = b''
         self.timed_out = False
+        # Where the next wait_for() starts looking: after the last needle
+        # found, so that a message printed again (once per cycle) is
+        # waited for again.
+        self.cursor = 0
 
     @property
     def text(self):
@@ -313,16 +317,25 @@ class Console:
             self.buf += chunk
             self.logf.write(chunk.decode('utf-8', 'replace'))
             self.logf.flush()
-            yield_point = getattr(self, '_want', None)
-            if yield_point and yield_point in self.buf:
+            if self._found():
                 return None
 
+    def _found(self):
+        """Whether the needle is in what came after the cursor; if so,
+        move the cursor past it."""
+        want = getattr(self, '_want', None)
+        at = self.buf.find(want, self.cursor) if want else -1
+        if at < 0:
+            return False
+        self.cursor = at + len(want)
+        return True
+
     def wait_for(self, needle, timeout):
-        """Read until needle appears; raise WsError on timeout or exit."""
+        """Read until needle appears after the last one found; raise
+        WsError on timeout or exit."""
         self._want = needle.encode()
-        start = len(self.buf)
         try:
-            if self._want in self.buf[start:]:
+            if self._found():
                 return
             got = self._read(time.monotonic() + timeout)
             if got is None:

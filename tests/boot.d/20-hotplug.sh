@@ -48,7 +48,7 @@ hp_pool_report() {
 hp_keyed() {
 	keys_early_tables || return 0
 	eval "unp=\$${1}_unp"
-	ws_check "hotplug-$1-keyed" test "$unp" = 0
+	ws_check "hotplug-$1-keyed$hp_sfx" test "$unp" = 0
 }
 
 # hp_blocks: set nblocks to the number of memory blocks.
@@ -107,18 +107,16 @@ hp_accounting() {
 	drift=$((dpt - dpages * 4))
 	echo "ws-report: hotplug $1->$2: PageTables $dpt kB," \
 	     "census $dpages pages (drift $drift kB)"
-	ws_check "hotplug-accounting-$1-$2" test "$drift" -ge -8 -a "$drift" -le 8
+	ws_check "hotplug-accounting-$1-$2$hp_sfx" \
+		test "$drift" -ge -8 -a "$drift" -le 8
 }
 
-hp_size_mb=
-for word in $(cat /proc/cmdline); do
-	case $word in ws.hotplug=*) hp_size_mb=${word#ws.hotplug=} ;; esac
-done
-
-if [ -n "$hp_size_mb" ]; then
-	read -r bs < /sys/devices/system/memory/block_size_bytes
-	hp_new_blocks=$((hp_size_mb * 1024 * 1024 / 0x$bs))
-	hp_new_ptes=$((hp_size_mb / 2))
+# hp_cycle: add, online, offline and remove the pc-dimm once, checked
+# at each step.  Check names end in $hp_sfx (empty on the first cycle).
+# With debug_pagealloc=on the direct map is 4K and the new memory needs
+# PTE tables of its own; without it the direct map maps it with large
+# pages, and only the vmemmap's and the upper levels' tables are new.
+hp_cycle() {
 	hp_blocks
 	hp_base_blocks=$nblocks
 	hp_ram
@@ -126,10 +124,9 @@ if [ -n "$hp_size_mb" ]; then
 	hp_list
 	hp_base_list="$blocks "
 	hp_snapshot before
-	ws_check hotplug-4k-direct-map grep -q debug_pagealloc=on /proc/cmdline
 	echo "ws-hotplug: ready"
 
-	ws_check hotplug-added \
+	ws_check "hotplug-added$hp_sfx" \
 		hp_wait hp_blocks nblocks $((hp_base_blocks + hp_new_blocks))
 	hp_snapshot added
 	hp_list
@@ -138,26 +135,73 @@ if [ -n "$hp_size_mb" ]; then
 		case "$hp_base_list" in *" $b "*) ;; *) hp_new="$hp_new $b" ;; esac
 	done
 	echo "ws-report: hotplug: new memory blocks:$hp_new"
-	ws_check hotplug-added-constructed test "$added_unc" = 0
+	ws_check "hotplug-added-constructed$hp_sfx" test "$added_unc" = 0
 	hp_keyed added
-	ws_check hotplug-added-tables \
+	$hp_4k && ws_check "hotplug-added-tables$hp_sfx" \
 		test $((added_pte - before_pte)) -ge "$hp_new_ptes"
 	hp_accounting before added
 
-	ws_check hotplug-online hp_set_state online_movable
+	ws_check "hotplug-online$hp_sfx" hp_set_state online_movable
 	hp_snapshot online
-	ws_check hotplug-online-constructed test "$online_unc" = 0
+	ws_check "hotplug-online-constructed$hp_sfx" test "$online_unc" = 0
 	hp_accounting added online
-	ws_check hotplug-offline hp_set_state offline
+	ws_check "hotplug-offline$hp_sfx" hp_set_state offline
 	echo "ws-hotplug: offlined"
 
-	ws_check hotplug-removed hp_wait hp_ram nram "$hp_base_ram"
+	ws_check "hotplug-removed$hp_sfx" hp_wait hp_ram nram "$hp_base_ram"
 	hp_blocks
-	ws_check hotplug-removed-blocks test "$nblocks" = "$hp_base_blocks"
+	ws_check "hotplug-removed-blocks$hp_sfx" \
+		test "$nblocks" = "$hp_base_blocks"
 	hp_snapshot removed
-	ws_check hotplug-removed-constructed test "$removed_unc" = 0
+	ws_check "hotplug-removed-constructed$hp_sfx" test "$removed_unc" = 0
 	hp_keyed removed
-	ws_check hotplug-removed-tables \
+	$hp_4k && ws_check "hotplug-removed-tables$hp_sfx" \
 		test $((online_pte - removed_pte)) -ge "$hp_new_ptes"
 	hp_accounting online removed
+}
+
+# hp_steady: after the last cycle, PageTables and the census of init_mm
+# are where the first cycle left them, give or take the two lazily freed
+# PGDs of hp_accounting(): no cycle leaked a table or its accounting.
+# The first cycle may keep an upper-level table that covers the slot.
+hp_steady() {
+	hp_sfx=
+	hp_accounting start removed
+	grow_pt=$((removed_pt - first_pt))
+	grow_pages=$((removed_pages - first_pages))
+	echo "ws-report: hotplug cycles 2-$hp_cycles: PageTables" \
+	     "$grow_pt kB, census $grow_pages pages;" \
+	     "over all: PageTables $((removed_pt - start_pt)) kB"
+	ws_check hotplug-cycles-steady \
+		test "$grow_pt" -ge -8 -a "$grow_pt" -le 8 -a \
+		     "$grow_pages" -ge -2 -a "$grow_pages" -le 2
+}
+
+hp_size_mb=
+hp_cycles=1
+for word in $(cat /proc/cmdline); do
+	case $word in
+	ws.hotplug=*) hp_size_mb=${word#ws.hotplug=} ;;
+	ws.hotplug_cycles=*) hp_cycles=${word#ws.hotplug_cycles=} ;;
+	esac
+done
+
+if [ -n "$hp_size_mb" ]; then
+	read -r bs < /sys/devices/system/memory/block_size_bytes
+	hp_new_blocks=$((hp_size_mb * 1024 * 1024 / 0x$bs))
+	hp_new_ptes=$((hp_size_mb / 2))
+	hp_4k=false
+	ws_cmdline_has debug_pagealloc=on && hp_4k=true
+	echo "ws-report: hotplug: $hp_cycles cycle(s) of ${hp_size_mb} MiB," \
+	     "4K direct map: $hp_4k"
+	hp_snapshot start
+	hp_sfx=
+	k=1
+	while [ $k -le "$hp_cycles" ]; do
+		[ $k -gt 1 ] && hp_sfx=-c$k
+		hp_cycle
+		[ $k = 1 ] && first_pt=$removed_pt first_pages=$removed_pages
+		k=$((k + 1))
+	done
+	[ "$hp_cycles" -gt 1 ] && hp_steady
 fi

@@ -542,6 +542,34 @@ class ConsoleScan(unittest.TestCase):
         self.assertIsNone(flake('[    1.0] kasan_report+0x1/0x2\n'))
 
 
+class ConsoleWait(unittest.TestCase):
+    """wsboot.Console.wait_for() waits for a message printed once per
+    cycle each time, not only the first (the hotplug cycles)."""
+
+    def console(self, script):
+        import io
+        import wsboot
+        proc = subprocess.Popen(['sh', '-c', script], stdout=subprocess.PIPE)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.stdout.close)
+        return wsboot.Console(proc, io.StringIO(), time.monotonic() + 20)
+
+    def test_repeated_message_waited_for_again(self):
+        con = self.console('echo "ws-hotplug: ready"; sleep 0.3; '
+                           'echo "memory removed"; sleep 0.5; '
+                           'echo "ws-hotplug: ready"; sleep 5')
+        con.wait_for('ws-hotplug: ready', 10)
+        con.wait_for('ws-hotplug: ready', 10)
+        # Not back at the other line, but at the second "ready".
+        self.assertEqual(con.text.count('ws-hotplug: ready'), 2)
+
+    def test_message_seen_once_is_not_found_twice(self):
+        con = self.console('echo "ws-hotplug: ready"; sleep 1')
+        con.wait_for('ws-hotplug: ready', 10)
+        with self.assertRaisesRegex(WsError, 'did not appear'):
+            con.wait_for('ws-hotplug: ready', 10)
+
+
 class CommandLine(EnvCase):
     def test_unknown_subcommand(self):
         r = subprocess.run([sys.executable, WS, 'frobnicate'],
