@@ -41,6 +41,17 @@ BAD_PATTERNS = [
     (re.compile(r'possible circular locking|inconsistent lock state|'
                 r'suspicious RCU usage|possible recursive locking|'
                 r'lock held when returning'), 'lockdep'),
+    # The checkers of "tools/ws matrix": KFENCE (before BUG:, which its
+    # reports print), kmemleak after a scan, W+X mappings, CPA's
+    # self-test, debug objects.
+    (re.compile(r'BUG: KFENCE:'), 'KFENCE'),
+    (re.compile(r'kmemleak: \d+ new suspected memory leaks'), 'kmemleak'),
+    (re.compile(r'Checked W\+X mappings: FAILED|Found insecure W\+X'),
+     'W+X'),
+    (re.compile(r'NOT PASSED\. Please report|\bCPA (\d+ failed|'
+                r'[0-9a-f]+: (bad pte|unexpected level)|lookup of|'
+                r'reverting failed)'), 'CPA'),
+    (re.compile(r'ODEBUG: (.*object type:|Out of memory)'), 'ODEBUG'),
     (re.compile(r'kernel BUG at'), 'BUG_ON'),
     (re.compile(r'Kernel panic'), 'panic'),
     (re.compile(r'\bOops\b|general protection fault'), 'oops'),

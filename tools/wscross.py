@@ -23,10 +23,11 @@ warnings.  Where the configuration has modules (x86_64), a further check
 reads the undefined symbols of the sample's module objects: each that an
 object of the series defines must be exported by it, or the module would
 not load.  The test configuration has no modules, so this is the only
-place where a missing EXPORT_SYMBOL() shows.  The base's results are cached in the machine-wide cache
-($WS_CACHE/cross-base-results.json, keyed by base, defconfig, fragment,
-objects and compiler), so a new clone reuses them too, and ccache
-keeps the rest warm, so a warm run rebuilds nothing of the base.
+place where a missing EXPORT_SYMBOL() shows.  The base's results are
+cached in the machine-wide cache ($WS_CACHE/cross-base-results.json,
+keyed by base, defconfig, fragment, objects and compiler), so a new
+clone reuses them too, and ccache keeps the rest warm, so a warm run
+rebuilds nothing of the base.
 
 An architecture the series touches that has no entry here (for lack of a
 Debian cross compiler, or outside the set the gate was asked for) is a

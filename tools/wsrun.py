@@ -411,6 +411,8 @@ def upstream_gates(ws, checks, built):
                 checks.add(f'gate {name}', False, str(e))
     import wsprefix
     wsprefix.check_bisect_results(checks)
+    import wsmatrix
+    wsmatrix.check_results(checks)
 
 
 def record_boot(checks, res, label, required=()):

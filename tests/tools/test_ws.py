@@ -506,11 +506,20 @@ class ConsoleScan(unittest.TestCase):
             Internal error: Oops - BUG: 00000000f2000800 [#3] SMP
             BUG: Bad page state in process swapper  pfn:01234
             ok 3 mt_test_concurrent
+            BUG: KFENCE: use-after-free read in mt_load+0x1/0x2
+            kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)
+            x86/mm: Checked W+X mappings: FAILED, 12 W+X pages found.
+            x86/mm: Checked W+X mappings: passed, no W+X pages found.
+            CPA self-test:
+            CPA 3 failed -22
+            ODEBUG: 0 of 0 active objects replaced
+            ODEBUG: free active (active state 0) object: 0 object type: timer_list
             """)
         kinds = [k for k, _ in wsboot.scan_log(log)]
         self.assertEqual(kinds, ['BUG_ON', 'stall', 'stall', 'stall',
                                  'stall', 'stall', 'KASAN', 'lockdep',
-                                 'oops', 'BUG'])
+                                 'oops', 'BUG', 'KFENCE', 'kmemleak', 'W+X',
+                                 'CPA', 'ODEBUG'])
 
     FLAKE = textwrap.dedent("""\
         [    0.004180] BUG: KASAN: wild-memory-access in do_raw_spin_lock+0x122/0x270
@@ -540,6 +549,83 @@ class ConsoleScan(unittest.TestCase):
         self.assertIsNone(flake(self.FLAKE + self.FLAKE.replace(
             'wild-memory-access', 'slab-use-after-free')))
         self.assertIsNone(flake('[    1.0] kasan_report+0x1/0x2\n'))
+
+
+class Matrix(EnvCase):
+    """tools/wsmatrix.py: the base's allowed splats, and the test
+    command's check of tests/matrix-results."""
+
+    def setUp(self):
+        super().setUp()
+        import wsmatrix
+        self.m = wsmatrix
+        self.results = os.path.join(self.tmp, 'matrix-results')
+        self.skey = wsmatrix.series_key()
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, 'w') as f:
+            f.write(textwrap.dedent(text))
+        return path
+
+    def test_base_splats_allow_only_their_config_kind_and_message(self):
+        path = self.write('splats', """\
+            # a comment
+            checkers WARNING foo_bar\\+0x  # the base warns in foo_bar
+            """)
+        allowed = self.m.read_base_splats(path)
+        probs = [('WARNING', 'WARNING: CPU: 0 at foo_bar+0x1/0x2'),
+                 ('WARNING', 'WARNING: CPU: 0 at mt_store+0x1/0x2'),
+                 ('KASAN', 'BUG: KASAN: in foo_bar+0x1/0x2')]
+        bad, known = self.m.split_problems('checkers', probs, allowed)
+        self.assertEqual(bad, probs[1:])
+        self.assertEqual(known[0][2], 'the base warns in foo_bar')
+        bad, _ = self.m.split_problems('debug', probs, allowed)
+        self.assertEqual(bad, probs)
+
+    def test_base_splat_without_reason_refused(self):
+        path = self.write('splats', 'checkers WARNING foo\n')
+        with self.assertRaisesRegex(WsError, 'REASON'):
+            self.m.read_base_splats(path)
+
+    def check(self, results, complete=''):
+        self.m.write_results(results, complete, self.results)
+        saved = self.m.RESULTS
+        self.m.RESULTS = self.results
+        try:
+            checks = wslib.Checks()
+            self.m.check_results(checks)
+        finally:
+            self.m.RESULTS = saved
+        return checks.counts()
+
+    def all_ok(self):
+        return {r.name: (self.skey, self.m.run_key(r), 'ok', '2026-12-06',
+                         'no splat') for r in self.m.RUNS}
+
+    def test_current_record_passes(self):
+        self.assertEqual(self.check(self.all_ok(), 'x')[:2], (1, 0))
+
+    def test_missing_run_skips_until_a_full_run_then_fails(self):
+        res = self.all_ok()
+        del res[self.m.RUNS[0].name]
+        self.assertEqual(self.check(res), (0, 0, 1))
+        self.assertEqual(self.check(res, 'x')[:2], (0, 1))
+
+    def test_other_series_or_run_definition_is_stale(self):
+        for i in (0, 1):
+            res = self.all_ok()
+            name = self.m.RUNS[0].name
+            old = list(res[name])
+            old[i] = 'feedfacefeedface'
+            res[name] = tuple(old)
+            self.assertEqual(self.check(res, 'x')[:2], (0, 1))
+
+    def test_recorded_failure_fails(self):
+        res = self.all_ok()
+        name = self.m.RUNS[-1].name
+        res[name] = res[name][:2] + ('FAIL', '2026-12-06', 'KASAN: x')
+        self.assertEqual(self.check(res)[:2], (0, 1))
 
 
 class ConsoleWait(unittest.TestCase):

@@ -1,0 +1,349 @@
+# SPDX-License-Identifier: GPL-2.0
+"""tools/ws matrix: the series under the checkers, paging modes, CPU
+counts and hotplug cycles that the test command has no time for.
+
+Configurations: the test command's own ("debug": kernel-config/order's
+fragments, its build in work/build reused) and each fragment of
+kernel-config/matrix/, merged after those (built in work/matrix/NAME/).
+
+Runs (RUNS below), each a KUnit run of every suite of tests/kunit-suites
+or a boot of tests/boot/init with its boot.d scripts:
+- the paging modes and CPU counts: 4-level and 5-level paging, PTI on
+  and off, 1, 2 and 4 vCPUs, in a pairwise design (every pair of values
+  of two of the three in some run: six runs cover what the product's
+  twelve would pair), each with the KUnit suites and the stress boot;
+- memory hotplug endurance: 20 cycles of a 1 GiB pc-dimm's add, online,
+  offline and remove, on a 4K direct map (debug_pagealloc=on) and on
+  the large-page one;
+- the checkers configuration: the KUnit suites, the stress boot and two
+  hotplug cycles, with page_owner=on, then kmemleak's explicit scan.
+
+A run fails on what fails the test command's boots and KUnit runs (a
+failing check, a case, a missing suite, a timeout) and on every report
+in its console that tools/wsboot.py's scan knows (WARNING, BUG, KASAN,
+KFENCE, lockdep, a bad page, kmemleak, W+X, CPA self-test, debug
+objects), except those that tests/matrix-base-splats lists for its
+configuration: the base kernel, built alike, gives them too ("tools/ws
+matrix --base" boots it and prints what it finds, for that file).
+
+Results go to tests/matrix-results, one line per run, keyed by the hash
+of the series' patch-ids (as tests/bisect-results is) and by a hash of
+the run's definition and configuration; a run recorded ok for both is
+not run again unless --again.  The test command checks the file: a run
+without a current line makes it skip, naming the runs, while no full
+run has been recorded ("# complete:"), and fail after that; a recorded
+failure fails it.
+"""
+
+import collections
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import time
+
+import wsboot
+import wskunit
+import wsprefix
+import wslib
+from wslib import ROOT, Workspace, WsError, banner, fmt_secs, git, info
+
+MATRIX_DIR = os.path.join(ROOT, 'kernel-config', 'matrix')
+RESULTS = os.path.join(ROOT, 'tests', 'matrix-results')
+BASE_SPLATS = os.path.join(ROOT, 'tests', 'matrix-base-splats')
+COMPLETE = '# complete: '
+
+HOTPLUG_MB = 1024
+STRESS = ['ws.stress=30', 'ws.failnth=1']
+
+# name, configuration, kind (kunit, stress, hotplug), command line, vCPUs,
+# hotplug cycles.
+Run = collections.namedtuple('Run', 'name config kind cmdline smp cycles',
+                             defaults=([], 2, 0))
+
+# Pairwise over paging (4l, 5l) x PTI (off, on) x vCPUs (1, 2, 4).
+GRID = [('4l', 'off', 1), ('5l', 'on', 1), ('4l', 'on', 2),
+        ('5l', 'off', 2), ('4l', 'on', 4), ('5l', 'off', 4)]
+
+
+def grid_runs():
+    out = []
+    for paging, pti, smp in GRID:
+        cmd = (['no5lvl'] if paging == '4l' else []) + [f'pti={pti}']
+        tag = f'{paging}-pti-{pti}-{smp}cpu'
+        out.append(Run(f'kunit-{tag}', 'debug', 'kunit', cmd, smp))
+        out.append(Run(f'stress-{tag}', 'debug', 'stress', cmd + STRESS,
+                       smp))
+    return out
+
+
+RUNS = grid_runs() + [
+    Run('hotplug20-4k', 'debug', 'hotplug', ['debug_pagealloc=on'],
+        cycles=20),
+    Run('hotplug20-large', 'debug', 'hotplug', [], cycles=20),
+    Run('checkers-kunit', 'checkers', 'kunit', ['page_owner=on']),
+    Run('checkers-stress', 'checkers', 'stress', ['page_owner=on'] + STRESS),
+    Run('checkers-hotplug', 'checkers', 'hotplug',
+        ['page_owner=on', 'debug_pagealloc=on'], cycles=2),
+]
+
+
+class MatrixWorkspace(Workspace):
+    """A work tree (the main one, or the base's with tag "-base") built
+    with one configuration of the matrix in work/matrix/CONFIG[TAG]/;
+    logs in work/logs/matrix/."""
+
+    def __init__(self, ws, config, tree=None, tag=''):
+        super().__init__(ws.work)
+        self.tree = tree or ws.tree
+        self.config = config
+        self.build_dir = os.path.join(ws.work, 'matrix', config + tag)
+        self.logs = os.path.join(ws.work, 'logs', 'matrix')
+
+    def fragments(self):
+        return config_fragments(self.config)
+
+
+def config_fragments(config):
+    """kernel-config/order's fragments, then kernel-config/matrix/CONFIG's
+    (none for "debug", the test command's configuration)."""
+    frags = Workspace.fragments(None)
+    if config != 'debug':
+        frags.append(os.path.join(MATRIX_DIR, f'{config}.config'))
+    return frags
+
+
+def workspace(ws, config):
+    """The test command's workspace for "debug", whose build it shares."""
+    return ws if config == 'debug' else MatrixWorkspace(ws, config)
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def run_key(run):
+    """What a run's record depends on besides the series: its definition
+    and its configuration's fragments.  Not the boot scripts or tools:
+    "--again" runs everything again after changing those."""
+    parts = [repr(tuple(run))] + [read(f) for f in config_fragments(
+        run.config)]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def series_key():
+    ids = wsprefix.prefix_ids(wslib.series_patches())
+    return ids[-1][2] if ids else ''
+
+
+# -- the allowed base splats ----------------------------------------------
+
+def read_base_splats(path=None):
+    """[(config glob, kind, regex, reason)] from tests/matrix-base-splats:
+    "CONFIG KIND REGEX  # REASON" per line."""
+    path = path or BASE_SPLATS
+    out = []
+    if not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            body, _, why = line.partition('#')
+            if not body.strip():
+                continue
+            fields = body.split(None, 2)
+            if len(fields) != 3 or not why.strip():
+                raise WsError(f'{path}:{n}: want "CONFIG KIND REGEX  # '
+                              f'REASON", got: {line.strip()}')
+            out.append((fields[0], fields[1], re.compile(fields[2].strip()),
+                        why.strip()))
+    return out
+
+
+def split_problems(config, problems, allowed):
+    """(problems not allowed, allowed ones with their reasons)."""
+    bad, known = [], []
+    for kind, line in problems:
+        why = next((r for g, k, rx, r in allowed
+                    if fnmatch.fnmatchcase(config, g) and k == kind and
+                    rx.search(line)), None)
+        if why:
+            known.append((kind, line, why))
+        else:
+            bad.append((kind, line))
+    return bad, known
+
+
+# -- one run ----------------------------------------------------------------
+
+def do_run(mws, run, allowed, name=None):
+    """Run one Run in mws; return (ok, detail)."""
+    name = name or f'matrix-{run.name}'
+    qemu = ['-smp', str(run.smp)]
+    if run.kind == 'kunit':
+        res = wskunit.run_kunit(mws, run.cmdline, name, qemu_args=qemu)
+    else:
+        kw = {}
+        cmdline = list(run.cmdline)
+        if run.kind == 'hotplug':
+            import wsrun
+            cmdline += [f'ws.hotplug={HOTPLUG_MB}',
+                        f'ws.hotplug_cycles={run.cycles}']
+            qemu += ['-m', '1G,slots=2,maxmem=4G']
+            kw['qmp_script'] = wsrun.hotplug_qmp(HOTPLUG_MB,
+                                                 cycles=run.cycles)
+        res = wsboot.boot(mws, cmdline, qemu, name=name,
+                          timeout=600 + 90 * run.cycles, **kw)
+    bad, known = split_problems(run.config, res.problems, allowed)
+    res.problems = bad
+    print(res.summary())
+    for kind, line, why in known:
+        print(f'  allowed ({why}): {kind}: {line}')
+    detail = (f'{len(known)} base splat(s) allowed' if known else
+              'no splat')
+    if not res.ok:
+        first = bad[:1] or [('', 'see the log')]
+        detail = f'{first[0][0]}: {first[0][1]}'[:200]
+    return res.ok, detail
+
+
+# -- the results file -------------------------------------------------------
+
+HEADER = """\
+# Written by "tools/ws matrix": one line per run of tools/wsmatrix.py's
+# RUNS, keyed by the hash of the series' patch-ids and of the run's
+# definition, configuration and boot scripts.
+# RUN  SERIES-HASH  RUN-HASH  RESULT  DATE  DETAIL
+"""
+
+
+def read_results(path=None):
+    path = path or RESULTS
+    out, complete = {}, ''
+    if not os.path.exists(path):
+        return out, complete
+    with open(path) as f:
+        for line in f:
+            if line.startswith(COMPLETE):
+                complete = line[len(COMPLETE):].strip()
+            if not line.strip() or line.startswith('#'):
+                continue
+            name, skey, rkey, result, date, detail = line.split(None, 5)
+            out[name] = (skey, rkey, result, date, detail.strip())
+    return out, complete
+
+
+def write_results(results, complete, path=None):
+    path = path or RESULTS
+    with open(path + '.tmp', 'w') as f:
+        f.write(HEADER)
+        if complete:
+            f.write(f'{COMPLETE}{complete}\n')
+        for run in RUNS:
+            if run.name in results:
+                f.write(' '.join([run.name, *results[run.name][:4],
+                                  results[run.name][4]]) + '\n')
+    os.replace(path + '.tmp', path)
+
+
+def matrix(ws, args):
+    """Run every run of RUNS (or those --only names) not recorded ok for
+    the current series and its inputs; record each as it ends."""
+    if not ws.matches_series():
+        raise WsError('the work tree does not hold the exported series; '
+                      'run "tools/ws apply" first')
+    allowed = read_base_splats()
+    skey = series_key()
+    results, complete = read_results()
+    want = [r for r in RUNS if not args.only or
+            any(fnmatch.fnmatchcase(r.name, g) for g in args.only)]
+    failed, t0 = 0, time.monotonic()
+    built = set()
+    for run in want:
+        mws = workspace(ws, run.config)
+        rkey = run_key(run)
+        old = results.get(run.name)
+        if old and old[:3] == (skey, rkey, 'ok') and not args.again:
+            info(f'matrix {run.name}: recorded ok; skipping')
+            continue
+        with banner(f'matrix {run.name}'):
+            try:
+                if run.config not in built:
+                    mws.configure()
+                    mws.build()
+                    built.add(run.config)
+                ok, detail = do_run(mws, run, allowed)
+            except WsError as e:
+                ok, detail = False, str(e).splitlines()[0][:200]
+        failed += not ok
+        results[run.name] = (skey, rkey, 'ok' if ok else 'FAIL',
+                             time.strftime('%Y-%m-%d'), detail)
+        write_results(results, complete)
+    covered = all(results.get(r.name, ('',))[0] == skey for r in RUNS)
+    if covered and not complete:
+        complete = f'every run of a series, {time.strftime("%Y-%m-%d")}'
+        write_results(results, complete)
+    info(f'{RESULTS}: {len(want)} runs asked, {failed} failed, '
+         f'{fmt_secs(time.monotonic() - t0)}')
+    return 1 if failed else 0
+
+
+def base_splats(ws, args):
+    """Build the base with each configuration of RUNS and boot it as the
+    first stress and hotplug runs of that configuration do (hotplug with
+    two cycles); print the reports it gives, for
+    tests/matrix-base-splats.  The base has none of the series' KUnit
+    suites, so its KUnit runs are not repeated."""
+    base_sha = git(ws.tree, 'rev-parse', wslib.BASE_REF + '^{commit}')
+    tree = wslib.base_checkout(ws.work, base_sha)
+    seen = collections.Counter()
+    for config in sorted({r.config for r in RUNS}):
+        if args.only and not any(fnmatch.fnmatchcase(config, g)
+                                 for g in args.only):
+            continue
+        first = {}
+        for run in RUNS:
+            if run.config == config and run.kind != 'kunit':
+                first.setdefault(run.kind, run)
+        mws = MatrixWorkspace(ws, config, tree=tree, tag='-base')
+        with banner(f'matrix base: {config}'):
+            mws.configure()
+            mws.build()
+            for run in first.values():
+                name = f'base-{config}-{run.kind}'
+                do_run(mws, run._replace(cycles=min(run.cycles, 2)), [],
+                       name=name)
+                log = read(os.path.join(mws.logs, f'{name}.log'))
+                for kind, line in wsboot.scan_log(log):
+                    line = re.sub(r'^\[[ 0-9.]+\] ', '', line)
+                    seen[(config, kind, line)] += 1
+    print('\nReports the base gives (for tests/matrix-base-splats):')
+    for (config, kind, line), n in sorted(seen.items()):
+        print(f'  {config} {kind} x{n}: {line}')
+    if not seen:
+        print('  none')
+    return 0
+
+
+# -- the test command's check ----------------------------------------------
+
+def check_results(checks):
+    """tests/matrix-results covers the current series and RUNS."""
+    name = 'matrix: every run recorded ok (tests/matrix-results)'
+    results, complete = read_results()
+    skey = series_key()
+    keys = {r.name: (skey, run_key(r)) for r in RUNS}
+    stale = [r.name for r in RUNS
+             if tuple(results.get(r.name, ('', ''))[:2]) != keys[r.name]]
+    bad = [f'{r.name} ({results[r.name][4]})' for r in RUNS
+           if r.name not in stale and results[r.name][2] != 'ok']
+    if bad:
+        checks.add(name, False, f'recorded failures: {"; ".join(bad)}')
+    elif stale and not complete:
+        checks.skip(name, 'no full run of "tools/ws matrix" recorded yet; '
+                    f'not covered: {", ".join(stale)}')
+    else:
+        checks.add(name, not stale, f'stale or missing, re-run "tools/ws '
+                   f'matrix": {", ".join(stale)}' if stale else
+                   f'{len(RUNS)} runs recorded ok')
