@@ -948,19 +948,25 @@ class Workspace:
         An option that no Kconfig file of the tree defines is not a
         problem: the fragments name the options of the whole series, and
         a prefix of it (a bisection, an earlier part) lacks the later
-        ones.  Such options are listed once, as information.
+        ones.  Such options are listed once, as information.  Where two
+        fragments name an option, the later one's value is the one asked
+        for, as merge_config.sh applies them.
         """
         have = parse_config(os.path.join(self.build_dir, '.config'))
         known = self.kconfig_symbols()
         bad, absent = [], []
+        asked = {}
         for frag in frags:
             for name, want in parse_config(frag).items():
-                got = have.get(name, 'n')
-                if got != want and name not in known:
-                    absent.append(name)
-                elif got != want:
-                    bad.append(f'  {os.path.basename(frag)}: CONFIG_{name}='
-                               f'{want} asked, .config has {got}')
+                asked.pop(name, None)
+                asked[name] = (frag, want)
+        for name, (frag, want) in asked.items():
+            got = have.get(name, 'n')
+            if got != want and name not in known:
+                absent.append(name)
+            elif got != want:
+                bad.append(f'  {os.path.basename(frag)}: CONFIG_{name}='
+                           f'{want} asked, .config has {got}')
         if absent and absent != getattr(self, '_absent_said', None):
             self._absent_said = absent
             info('not in this tree (a later patch adds them): ' +

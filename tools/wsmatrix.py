@@ -15,8 +15,12 @@ or a boot of tests/boot/init with its boot.d scripts:
 - memory hotplug endurance: 20 cycles of a 1 GiB pc-dimm's add, online,
   offline and remove, on a 4K direct map (debug_pagealloc=on) and on
   the large-page one;
-- the checkers configuration: the KUnit suites, the stress boot and two
-  hotplug cycles, with page_owner=on, then kmemleak's explicit scan.
+- the checkers configuration: the KUnit suites, the stress boot, two
+  hotplug cycles and the direct map's collapse over hot-added memory
+  (the dmhotplug boot), with page_owner=on, each boot ending with
+  kmemleak's explicit scan;
+- the cpa configuration (CPA's self-test and KFENCE, without KASAN):
+  the KUnit suites, the stress boot and the dmhotplug boot.
 
 A run fails on what fails the test command's boots and KUnit runs (a
 failing check, a case, a missing suite, a timeout) and on every report
@@ -57,8 +61,8 @@ COMPLETE = '# complete: '
 HOTPLUG_MB = 1024
 STRESS = ['ws.stress=30', 'ws.failnth=1']
 
-# name, configuration, kind (kunit, stress, hotplug), command line, vCPUs,
-# hotplug cycles.
+# name, configuration, kind (kunit, stress, hotplug, dmhotplug), command
+# line, vCPUs, hotplug cycles.
 Run = collections.namedtuple('Run', 'name config kind cmdline smp cycles',
                              defaults=([], 2, 0))
 
@@ -78,15 +82,19 @@ def grid_runs():
     return out
 
 
-RUNS = grid_runs() + [
-    Run('hotplug20-4k', 'debug', 'hotplug', ['debug_pagealloc=on'],
-        cycles=20),
-    Run('hotplug20-large', 'debug', 'hotplug', [], cycles=20),
+RUNS = [
     Run('checkers-kunit', 'checkers', 'kunit', ['page_owner=on']),
     Run('checkers-stress', 'checkers', 'stress', ['page_owner=on'] + STRESS),
     Run('checkers-hotplug', 'checkers', 'hotplug',
         ['page_owner=on', 'debug_pagealloc=on'], cycles=2),
-]
+    Run('checkers-dmhotplug', 'checkers', 'dmhotplug', ['page_owner=on']),
+    Run('cpa-kunit', 'cpa', 'kunit'),
+    Run('cpa-stress', 'cpa', 'stress', STRESS),
+    Run('cpa-dmhotplug', 'cpa', 'dmhotplug'),
+    Run('hotplug20-4k', 'debug', 'hotplug', ['debug_pagealloc=on'],
+        cycles=20),
+    Run('hotplug20-large', 'debug', 'hotplug', [], cycles=20),
+] + grid_runs()
 
 
 class MatrixWorkspace(Workspace):
@@ -186,13 +194,17 @@ def do_run(mws, run, allowed, name=None):
     else:
         kw = {}
         cmdline = list(run.cmdline)
+        import wsrun
         if run.kind == 'hotplug':
-            import wsrun
             cmdline += [f'ws.hotplug={HOTPLUG_MB}',
                         f'ws.hotplug_cycles={run.cycles}']
             qemu += ['-m', '1G,slots=2,maxmem=4G']
             kw['qmp_script'] = wsrun.hotplug_qmp(HOTPLUG_MB,
                                                  cycles=run.cycles)
+        elif run.kind == 'dmhotplug':
+            cmdline += ['ws.dmhotplug']
+            qemu += ['-m', '1G,slots=3,maxmem=4G']
+            kw['qmp_script'] = wsrun.dmhotplug_qmp()
         res = wsboot.boot(mws, cmdline, qemu, name=name,
                           timeout=600 + 90 * run.cycles, **kw)
     bad, known = split_problems(run.config, res.problems, allowed)

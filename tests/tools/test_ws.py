@@ -751,6 +751,15 @@ class ConfigCheck(EnvCase):
         self.assertEqual(len(bad), 1)
         self.assertIn('CONFIG_BAR=y asked, .config has n', bad[0])
 
+    def test_later_fragment_wins(self):
+        later = os.path.join(self.tmp, 'later.config')
+        with open(later, 'w') as f:
+            f.write('# CONFIG_BAR is not set\n')
+        with open(self.frag, 'w') as f:
+            f.write('CONFIG_FOO=y\nCONFIG_BAR=y\n')
+        self.assertEqual(self.ws.config_problems([self.frag, later]), [])
+        self.assertEqual(len(self.ws.config_problems([later, self.frag])), 1)
+
     def test_option_of_a_later_patch_is_not_a_problem(self):
         self.assertEqual(self.problems('CONFIG_FOO=y\nCONFIG_LATER=y\n'),
                          [])
