@@ -169,13 +169,26 @@ def read_base_splats(path=None):
     return out
 
 
-def split_problems(config, problems, allowed):
-    """(problems not allowed, allowed ones with their reasons)."""
+def with_context(text, line):
+    """The console line before line, " | ", and line: a WARN() prints
+    its message on the line before its "WARNING:" line."""
+    lines = text.splitlines()
+    for i, ln in enumerate(lines):
+        if ln.strip() == line:
+            return (lines[i - 1].strip() + ' | ' if i else '') + line
+    return line
+
+
+def split_problems(config, problems, allowed, text=''):
+    """(problems not allowed, allowed ones with their reasons).  A regex
+    of tests/matrix-base-splats is searched in the problem's line with
+    the line before it (see with_context())."""
     bad, known = [], []
     for kind, line in problems:
+        seen = with_context(text, line)
         why = next((r for g, k, rx, r in allowed
                     if fnmatch.fnmatchcase(config, g) and k == kind and
-                    rx.search(line)), None)
+                    rx.search(seen)), None)
         if why:
             known.append((kind, line, why))
         else:
@@ -207,7 +220,10 @@ def do_run(mws, run, allowed, name=None):
             kw['qmp_script'] = wsrun.dmhotplug_qmp()
         res = wsboot.boot(mws, cmdline, qemu, name=name,
                           timeout=600 + 90 * run.cycles, **kw)
-    bad, known = split_problems(run.config, res.problems, allowed)
+    raw = os.path.join(mws.build_dir, 'test.log')	# kunit.py's console
+    text = res.log if run.kind != 'kunit' else \
+        read(raw) if os.path.exists(raw) else ''
+    bad, known = split_problems(run.config, res.problems, allowed, text)
     res.problems = bad
     print(res.summary())
     for kind, line, why in known:

@@ -583,6 +583,22 @@ class Matrix(EnvCase):
         bad, _ = self.m.split_problems('debug', probs, allowed)
         self.assertEqual(bad, probs)
 
+    def test_base_splat_matched_with_the_warning_message(self):
+        """A WARN()'s message is on the line before its WARNING: line."""
+        path = self.write('splats', """\
+            cpa WARNING W\\^X violation: .*\\| .*WARNING: .* set_memory  # rodata test
+            """)
+        allowed = self.m.read_base_splats(path)
+        text = ('[ 1.0] CPA detected W^X violation: 1a1 -> 1a3\n'
+                '[ 1.1] WARNING: CPU: 0 PID: 1 at set_memory.c:695 x\n'
+                '[ 9.0] other message\n'
+                '[ 9.1] WARNING: CPU: 0 PID: 1 at set_memory.c:700 y\n')
+        import wsboot
+        bad, known = self.m.split_problems('cpa', wsboot.scan_log(text),
+                                           allowed, text)
+        self.assertEqual([line[-1] for _, line in bad], ['y'])
+        self.assertEqual(len(known), 1)
+
     def test_base_splat_without_reason_refused(self):
         path = self.write('splats', 'checkers WARNING foo\n')
         with self.assertRaisesRegex(WsError, 'REASON'):
