@@ -123,8 +123,12 @@ def config_fragments(config):
 
 
 def workspace(ws, config):
-    """The test command's workspace for "debug", whose build it shares."""
-    return ws if config == 'debug' else MatrixWorkspace(ws, config)
+    """The workspace of a configuration; "debug" shares the test
+    command's build (work/build)."""
+    mws = MatrixWorkspace(ws, config)
+    if config == 'debug':
+        mws.build_dir = ws.build_dir
+    return mws
 
 
 def read(path):
