@@ -6,8 +6,9 @@ Configurations: the test command's own ("debug": kernel-config/order's
 fragments, its build in work/build reused) and each fragment of
 kernel-config/matrix/, merged after those (built in work/matrix/NAME/).
 
-Runs (RUNS below), each a KUnit run of every suite of tests/kunit-suites
-or a boot of tests/boot/init with its boot.d scripts:
+Runs (RUNS below, run in this order: checkers, cpa, hotplug, the grid),
+each a KUnit run of every suite of tests/kunit-suites or a boot of
+tests/boot/init with its boot.d scripts:
 - the paging modes and CPU counts: 4-level and 5-level paging, PTI on
   and off, 1, 2 and 4 vCPUs, in a pairwise design (every pair of values
   of two of the three in some run: six runs cover what the product's
@@ -245,7 +246,7 @@ def do_run(mws, run, allowed, name=None):
 HEADER = """\
 # Written by "tools/ws matrix": one line per run of tools/wsmatrix.py's
 # RUNS, keyed by the hash of the series' patch-ids and of the run's
-# definition, configuration and boot scripts.
+# definition and configuration fragments.
 # RUN  SERIES-HASH  RUN-HASH  RESULT  DATE  DETAIL
 """
 
