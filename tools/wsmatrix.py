@@ -57,7 +57,7 @@ from wslib import ROOT, Workspace, WsError, banner, fmt_secs, git, info
 MATRIX_DIR = os.path.join(ROOT, 'kernel-config', 'matrix')
 RESULTS = os.path.join(ROOT, 'tests', 'matrix-results')
 BASE_SPLATS = os.path.join(ROOT, 'tests', 'matrix-base-splats')
-COMPLETE = '# complete: '
+COMPLETE = wsprefix.COMPLETE
 
 HOTPLUG_MB = 1024
 STRESS = ['ws.stress=30', 'ws.failnth=1']
@@ -252,19 +252,9 @@ HEADER = """\
 
 
 def read_results(path=None):
-    path = path or RESULTS
-    out, complete = {}, ''
-    if not os.path.exists(path):
-        return out, complete
-    with open(path) as f:
-        for line in f:
-            if line.startswith(COMPLETE):
-                complete = line[len(COMPLETE):].strip()
-            if not line.strip() or line.startswith('#'):
-                continue
-            name, skey, rkey, result, date, detail = line.split(None, 5)
-            out[name] = (skey, rkey, result, date, detail.strip())
-    return out, complete
+    """{run name: (series key, run key, result, date, detail)}, and what
+    the "complete" line says."""
+    return wsprefix.read_record_file(path or RESULTS, 6)
 
 
 def write_results(results, complete, path=None):
@@ -371,12 +361,5 @@ def check_results(checks):
              if tuple(results.get(r.name, ('', ''))[:2]) != keys[r.name]]
     bad = [f'{r.name} ({results[r.name][4]})' for r in RUNS
            if r.name not in stale and results[r.name][2] != 'ok']
-    if bad:
-        checks.add(name, False, f'recorded failures: {"; ".join(bad)}')
-    elif stale and not complete:
-        checks.skip(name, 'no full run of "tools/ws matrix" recorded yet; '
-                    f'not covered: {", ".join(stale)}')
-    else:
-        checks.add(name, not stale, f'stale or missing, re-run "tools/ws '
-                   f'matrix": {", ".join(stale)}' if stale else
-                   f'{len(RUNS)} runs recorded ok')
+    wsprefix.report_record(checks, name, 'tools/ws matrix', bad, stale,
+                           complete, f'{len(RUNS)} runs recorded ok')

@@ -200,10 +200,11 @@ def prefix_builds(ws, checks, patches, main_build):
 COMPLETE = '# complete: '
 
 
-def read_bisect_results(path=BISECT_RESULTS):
-    """{patch-id: (prefix hash, build, boot, date, name)}, and what the
-    "complete" line says ('' when no run ever covered every prefix of
-    the series it ran on)."""
+def read_record_file(path, columns):
+    """Read a results file of tools/ws (bisect, matrix): blank lines and
+    "#" comments apart, one record a line, whitespace-separated, the
+    last column free text.  Return ({first column: (the others)}, what
+    the "# complete: " line says, or '' without one)."""
     out = {}
     complete = ''
     if not os.path.exists(path):
@@ -214,9 +215,33 @@ def read_bisect_results(path=BISECT_RESULTS):
                 complete = line[len(COMPLETE):].strip()
             if not line.strip() or line.startswith('#'):
                 continue
-            pid, phash, build, boot, date, name = line.split(None, 5)
-            out[pid] = (phash, build, boot, date, name.strip())
+            key, *rest = line.split(None, columns - 1)
+            rest[-1] = rest[-1].strip()
+            out[key] = tuple(rest)
     return out, complete
+
+
+def report_record(checks, name, command, bad, stale, complete, covered):
+    """The test command's verdict on a results file of command: a failure
+    recorded for the current series fails; records missing or stale for
+    it skip, naming them, until one full run has been recorded
+    (complete), and fail after that; otherwise the check passes, saying
+    covered."""
+    if bad:
+        checks.add(name, False, f'recorded failures: {"; ".join(bad)}')
+    elif stale and not complete:
+        checks.skip(name, f'no full run of "{command}" recorded yet; '
+                    f'not covered: {", ".join(stale)}')
+    else:
+        checks.add(name, not stale, f'stale or missing, re-run "{command}": '
+                   f'{", ".join(stale)}' if stale else covered)
+
+
+def read_bisect_results(path=BISECT_RESULTS):
+    """{patch-id: (prefix hash, build, boot, date, name)}, and what the
+    "complete" line says ('' when no run ever covered every prefix of
+    the series it ran on)."""
+    return read_record_file(path, 6)
 
 
 BISECT_HEADER = """\
@@ -291,13 +316,7 @@ def check_bisect_results(checks):
     bad = [os.path.basename(p) for p, pid, phash in ids
            if pid in results and results[pid][0] == phash and
            results[pid][1:3] != ('ok', 'ok')]
-    name = 'bisect: every prefix built and booted (tests/bisect-results)'
-    if bad:
-        checks.add(name, False, f'recorded failures: {bad}')
-    elif stale and not complete:
-        checks.skip(name, 'no run of every prefix recorded yet; run '
-                    f'"tools/ws bisect". Not covered: {stale}')
-    else:
-        checks.add(name, not stale, f'stale or missing, re-run "tools/ws '
-                   f'bisect": {stale}' if stale else
-                   f'{len(ids)} prefixes recorded')
+    report_record(checks,
+                  'bisect: every prefix built and booted (tests/bisect-results)',
+                  'tools/ws bisect', bad, stale, complete,
+                  f'{len(ids)} prefixes recorded')
