@@ -62,7 +62,7 @@ if ws_cmdline_has ws.failnth=1 && $fi_ready; then
 	while read -r line; do
 		echo "ws-report: ${line#ws-}"
 	done < /tmp/failnth.out
-	head -n 20 /tmp/failnth.err
+	head -n 40 /tmp/failnth.err
 	ws_check failnth-ran test "$fn_rc" = 0
 	fn_snapshot after
 	ws_check failnth-log-clean sh -c "! dmesg | tail -n +$((fn_log_lines + 1)) |

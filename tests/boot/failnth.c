@@ -31,6 +31,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,9 +56,16 @@
 #define THP_AT		((char *)0x7c0000000000UL)
 /* No operation here makes this many allocations: a walk that does hangs. */
 #define MAX_STEPS	20000
+/* More stack than the walks use, grown and faulted in before them. */
+#define STACK_RESERVE	(256 * 1024)
 
 static long errors;
 static int fail_nth_fd;
+
+/* Where the walker is, for a report of a fatal signal. */
+static const char *where_op = "start";
+static const char *where_phase = "";
+static long where_step;
 
 static void complain(const char *op, const char *what)
 {
@@ -287,13 +295,18 @@ static void walk(const struct operation *op)
 	unsigned int left;
 	int ret, err;
 
+	where_op = op->name;
 	for (steps = 1; steps <= MAX_STEPS; steps++) {
+		where_step = steps;
+		where_phase = " (set-up)";
 		op->set_up();
+		where_phase = " (run)";
 		set_fail_nth(steps);
 		ret = op->run();
 		err = errno;
 		left = get_fail_nth();
 		set_fail_nth(0);
+		where_phase = " (tear-down)";
 		if (ret) {
 			errno = err;
 			if (!out_of_memory(err))
@@ -317,6 +330,72 @@ static void walk(const struct operation *op)
 	fflush(stdout);
 }
 
+/* Copy /proc/self/maps to standard error, with only what a handler may use. */
+static void dump_maps(void)
+{
+	char buf[4096];
+	ssize_t len;
+	int fd = open("/proc/self/maps", O_RDONLY);
+
+	if (fd < 0)
+		return;
+	while ((len = read(fd, buf, sizeof(buf))) > 0)
+		if (write(STDERR_FILENO, buf, len) != len)
+			break;
+	close(fd);
+}
+
+/*
+ * A fatal signal in a walk is a finding: say which operation, step and
+ * phase took it, at what address, and what was mapped, then exit 3.
+ */
+static void fatal_signal(int sig, siginfo_t *si, void *uc __attribute__((unused)))
+{
+	char msg[256];
+	int len;
+
+	len = snprintf(msg, sizeof(msg),
+		       "ws-failnth: %s step %ld%s: signal %d code %d at %p; maps:\n",
+		       where_op, where_step, where_phase, sig, si->si_code,
+		       si->si_addr);
+	if (len > 0 && write(STDERR_FILENO, msg, len) == len)
+		dump_maps();
+	_exit(3);
+}
+
+static void catch_fatal_signals(void)
+{
+	static char alt[64 * 1024];
+	stack_t ss = { .ss_sp = alt, .ss_size = sizeof(alt) };
+	struct sigaction sa = {
+		.sa_sigaction = fatal_signal,
+		.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESETHAND,
+	};
+
+	if (sigaltstack(&ss, NULL) || sigaction(SIGSEGV, &sa, NULL) ||
+	    sigaction(SIGBUS, &sa, NULL)) {
+		perror("ws-failnth: sigaction");
+		exit(2);
+	}
+}
+
+/*
+ * A fault on a new stack page allocates the page and, where the stack
+ * VMA must grow, maybe maple-tree nodes or an anon_vma.  A failed page
+ * is retried (the kernel's "Huh VM_FAULT_OOM leaked out" message); a
+ * VMA that cannot grow is a SIGSEGV, as a fault has no error to return.
+ * Neither is what a walk means to test, so the stack that the walks use
+ * is grown and faulted in here, before the first count.
+ */
+static void __attribute__((noinline)) grow_stack(void)
+{
+	volatile char reserve[STACK_RESERVE];
+	size_t off;
+
+	for (off = 0; off < sizeof(reserve); off += PAGE)
+		reserve[off] = 0;
+}
+
 int main(int argc, char **argv)
 {
 	size_t i;
@@ -327,6 +406,8 @@ int main(int argc, char **argv)
 		perror("ws-failnth: /proc/thread-self/fail-nth");
 		return 2;
 	}
+	catch_fatal_signals();
+	grow_stack();
 	for (i = 0; i < sizeof(operations) / sizeof(operations[0]); i++) {
 		if (argc > 1) {
 			for (a = 1; a < argc; a++)
