@@ -23,6 +23,21 @@
  *   thp      populate 4 MiB 2M-aligned with MADV_HUGEPAGE (each huge
  *            fault deposits a PTE table), split a huge page with an
  *            mprotect() of 4K, then MADV_COLLAPSE it back
+ *   split    map at 4K the direct map's 2M region of a page of ours
+ *            (CPA's set_memory_split()), then collapse it back
+ *   collapse the same region, split beforehand: restore its large
+ *            mapping (set_memory_collapse())
+ *
+ * split and collapse run in this task through x86/directmap_test in
+ * debugfs, the x86_directmap KUnit suite's file.  A failed split may keep
+ * what it split before the failure, as set_memory_split() says, but must
+ * leave no 4K mapping (and no table: 45-failnth.sh's PageTables check);
+ * a failed collapse must leave the region at 4K.  Either way DirectMap4k
+ * in /proc/meminfo must be back where it was once the region is
+ * collapsed again.  With pks_tables=on a split takes its table from the
+ * keyed pool and allocates nothing here, so its walk has no step.
+ * Without that file, or with every page of ours in a region mapped at 4K
+ * (debug_pagealloc), the two are skipped with the reason.
  *
  * Prints "ws-failnth: OPERATION steps S failed F" per operation, where S
  * allocations were failed in turn and F of them failed the operation,
@@ -145,15 +160,17 @@ static void *map_at(char *addr, size_t size)
 }
 
 /*
- * One operation: set_up() before the count starts, run() with it on
- * (returns -1 with errno set when the operation failed), tear_down()
- * after it is off.  run() and tear_down() check the data.
+ * One operation: set_up(), if any, before the count starts, run() with
+ * it on (returns -1 with errno set when the operation failed),
+ * tear_down() after it is off.  run() and tear_down() check the data.
  */
 struct operation {
 	const char *name;
 	void (*set_up)(void);
 	int (*run)(void);
 	void (*tear_down)(int ret);
+	/* If set: whether the operation can run here; says why not. */
+	int (*ready)(void);
 };
 
 /* fork: a parent with tables at every level, huge pages among them. */
@@ -282,11 +299,227 @@ static void thp_tear_down(int ret)
 	munmap(thp_mem, THP_SIZE);
 }
 
+/*
+ * split and collapse: the direct map's 2M region around a page of ours,
+ * through the file that runs set_memory_split() and set_memory_collapse()
+ * in the writing task.  It takes "split|collapse|look PHYS" and gives
+ * back "level L present P ret R": the level lookup_address() found
+ * (1 = 4K, 2 = 2M, 3 = 1G) and what the call returned.
+ */
+#define DM_KNOB		"/sys/kernel/debug/x86/directmap_test"
+#define DM_LEVEL_4K	1
+/* Pages of ours looked at for one in a region the direct map maps large. */
+#define DM_SEARCH	(8 * MIB)
+
+struct dm_state {
+	int level;
+	int present;
+	int ret;
+};
+
+static int dm_fd = -1;
+static char *dm_mem;
+static unsigned long long dm_phys;
+static int dm_level_start;
+static long dm_4k_start;
+
+/* DirectMap4k of /proc/meminfo, in kB. */
+static long direct_map_4k(void)
+{
+	char line[128];
+	long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "DirectMap4k: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* Run CMD on the region; -1 with errno set if the file refused it. */
+static int dm_do(const char *cmd, struct dm_state *st)
+{
+	char buf[64];
+	int len = snprintf(buf, sizeof(buf), "%s %llx", cmd, dm_phys);
+	ssize_t got;
+
+	if (pwrite(dm_fd, buf, len, 0) != len)
+		return -1;
+	got = pread(dm_fd, buf, sizeof(buf) - 1, 0);
+	if (got <= 0)
+		return -1;
+	buf[got] = '\0';
+	if (sscanf(buf, "level %d present %d ret %d", &st->level,
+		   &st->present, &st->ret) != 3) {
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+}
+
+static void dm_complain(const char *op, const char *what,
+			const struct dm_state *st)
+{
+	fprintf(stderr, "ws-failnth: %s: %s (level %d present %d ret %d, DirectMap4k %ld kB, %ld kB before)\n",
+		op, what, st->level, st->present, st->ret, direct_map_4k(),
+		dm_4k_start);
+	errors++;
+}
+
+/* The physical address of a page of ours, from /proc/self/pagemap. */
+static unsigned long long phys_of(const void *p)
+{
+	uint64_t entry = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	off_t off = (uintptr_t)p / PAGE * sizeof(entry);
+
+	if (fd < 0 || pread(fd, &entry, sizeof(entry), off) != sizeof(entry))
+		entry = 0;
+	if (fd >= 0)
+		close(fd);
+	/* Bit 63: present; bits 0-54: the PFN, 0 without CAP_SYS_ADMIN. */
+	if (!(entry >> 63))
+		return 0;
+	return (entry & ((1ULL << 55) - 1)) * PAGE;
+}
+
+/*
+ * Find the region and how it is mapped, once; print why the two walks
+ * cannot run, and return 0, where they cannot.
+ */
+static int dm_ready(void)
+{
+	static int ready = -1;
+	struct dm_state st;
+	size_t off;
+
+	if (ready >= 0)
+		return ready;
+	ready = 0;
+	dm_fd = open(DM_KNOB, O_RDWR);
+	if (dm_fd < 0) {
+		printf("ws-failnth: split, collapse: skipped: no " DM_KNOB
+		       " (CONFIG_X86_DIRECTMAP_KUNIT_TEST=n)\n");
+		return 0;
+	}
+	/* The first of our pages whose region is mapped large. */
+	dm_mem = map_at(NULL, DM_SEARCH);
+	fill(dm_mem, DM_SEARCH, 0x5a5a);
+	for (off = 0; off < DM_SEARCH; off += PAGE) {
+		dm_phys = phys_of(dm_mem + off);
+		if (!dm_phys) {
+			complain("split", "no address in /proc/self/pagemap");
+			return 0;
+		}
+		if (dm_do("look", &st)) {
+			complain("split", DM_KNOB);
+			return 0;
+		}
+		if (st.level > DM_LEVEL_4K)
+			break;
+	}
+	if (off == DM_SEARCH) {
+		printf("ws-failnth: split, collapse: skipped: the direct map of all %lu pages of ours is at 4K (debug_pagealloc?)\n",
+		       DM_SEARCH / PAGE);
+		return 0;
+	}
+	dm_level_start = st.level;
+	dm_4k_start = direct_map_4k();
+	printf("ws-failnth: split, collapse: the 2M region of %#llx, mapped at level %d, DirectMap4k %ld kB\n",
+	       dm_phys, dm_level_start, dm_4k_start);
+	ready = 1;
+	return 1;
+}
+
+/* After the walk of either: the region large again, DirectMap4k back. */
+static void dm_restore(const char *op)
+{
+	struct dm_state st;
+
+	if (dm_do("collapse", &st) || st.ret < 0) {
+		complain(op, "collapse after the step");
+		return;
+	}
+	if (!st.present || st.level <= DM_LEVEL_4K ||
+	    direct_map_4k() != dm_4k_start)
+		dm_complain(op, "not restored by a collapse", &st);
+	check_data(op, dm_mem, DM_SEARCH, 0x5a5a);
+}
+
+/* A result of the file as run() returns it: -1 and errno for an error. */
+static int dm_result(const char *op, const char *cmd, struct dm_state *st)
+{
+	if (dm_do(cmd, st))
+		return -1;
+	if (st->ret < 0) {
+		errno = -st->ret;
+		return -1;
+	}
+	if (!st->present)
+		dm_complain(op, "region not present", st);
+	return 0;
+}
+
+static struct dm_state dm_last;
+
+static int split_run(void)
+{
+	return dm_result("split", "split", &dm_last);
+}
+
+static void split_tear_down(int ret)
+{
+	struct dm_state st;
+
+	if (dm_do("look", &st)) {
+		complain("split", "look after the step");
+		return;
+	}
+	if (ret ? st.level <= DM_LEVEL_4K || direct_map_4k() != dm_4k_start :
+		  st.level != DM_LEVEL_4K)
+		dm_complain("split", ret ? "a failed split left 4K pages" :
+				     "a split left the region large", &st);
+	dm_restore("split");
+}
+
+static void collapse_set_up(void)
+{
+	struct dm_state st = { 0 };
+
+	if (dm_do("split", &st) || st.ret || st.level != DM_LEVEL_4K) {
+		fprintf(stderr, "ws-failnth: collapse: the split before the step failed (level %d ret %d)\n",
+			st.level, st.ret);
+		exit(2);
+	}
+}
+
+static int collapse_run(void)
+{
+	return dm_result("collapse", "collapse", &dm_last);
+}
+
+static void collapse_tear_down(int ret)
+{
+	if (ret && dm_last.level != DM_LEVEL_4K)
+		dm_complain("collapse", "a failed collapse changed the mapping",
+			    &dm_last);
+	if (!ret && (dm_last.level <= DM_LEVEL_4K || dm_last.ret <= 0))
+		dm_complain("collapse", "a collapse left the region at 4K",
+			    &dm_last);
+	dm_restore("collapse");
+}
+
 static const struct operation operations[] = {
-	{ "fork", fork_set_up, fork_run, fork_tear_down },
-	{ "mremap", mremap_set_up, mremap_run, mremap_tear_down },
-	{ "populate", populate_set_up, populate_run, populate_tear_down },
-	{ "thp", thp_set_up, thp_run, thp_tear_down },
+	{ "fork", fork_set_up, fork_run, fork_tear_down, NULL },
+	{ "mremap", mremap_set_up, mremap_run, mremap_tear_down, NULL },
+	{ "populate", populate_set_up, populate_run, populate_tear_down, NULL },
+	{ "thp", thp_set_up, thp_run, thp_tear_down, NULL },
+	{ "split", NULL, split_run, split_tear_down, dm_ready },
+	{ "collapse", collapse_set_up, collapse_run, collapse_tear_down,
+	  dm_ready },
 };
 
 static void walk(const struct operation *op)
@@ -296,10 +529,13 @@ static void walk(const struct operation *op)
 	int ret, err;
 
 	where_op = op->name;
+	if (op->ready && !op->ready())
+		return;
 	for (steps = 1; steps <= MAX_STEPS; steps++) {
 		where_step = steps;
 		where_phase = " (set-up)";
-		op->set_up();
+		if (op->set_up)
+			op->set_up();
 		where_phase = " (run)";
 		set_fail_nth(steps);
 		ret = op->run();
