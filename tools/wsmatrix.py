@@ -89,6 +89,11 @@ RUNS = [
     Run('checkers-hotplug', 'checkers', 'hotplug',
         ['page_owner=on', 'debug_pagealloc=on'], cycles=2),
     Run('checkers-dmhotplug', 'checkers', 'dmhotplug', ['page_owner=on']),
+    # With the page-table key, CPA's split takes its table from the keyed
+    # pool and the fail-nth walk of the split has nothing to fail: walk
+    # the page allocator's path too, under kmemleak and debug objects.
+    Run('checkers-failnth-pks-off', 'checkers', 'stress',
+        ['page_owner=on', 'pks_tables=off', 'ws.failnth=1']),
     Run('cpa-kunit', 'cpa', 'kunit'),
     Run('cpa-stress', 'cpa', 'stress', STRESS),
     Run('cpa-dmhotplug', 'cpa', 'dmhotplug'),
