@@ -52,6 +52,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/rseq.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -632,6 +634,27 @@ static void __attribute__((noinline)) grow_stack(void)
 		reserve[off] = 0;
 }
 
+/*
+ * glibc registers an rseq area for the thread, which the kernel writes on
+ * the way back to user space after the task was preempted or migrated.
+ * When fork() has made that page copy-on-write and the walk fails the
+ * copy's allocation, the write fails and the kernel can only send
+ * SIGSEGV (kernel/rseq.c, force_sigsegv()).  That is rseq's rule, not an
+ * error path under test, so the walker gives its area back first.
+ */
+static void unregister_rseq(void)
+{
+	void *area = (char *)__builtin_thread_pointer() + __rseq_offset;
+	/* glibc registers at least the original 32 bytes (rseq-internal.h). */
+	unsigned int len = __rseq_size < 32 ? 32 : __rseq_size;
+
+	if (__rseq_size && syscall(SYS_rseq, area, len, RSEQ_FLAG_UNREGISTER,
+				   RSEQ_SIG)) {
+		perror("ws-failnth: rseq unregistration");
+		exit(2);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	size_t i;
@@ -643,6 +666,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	catch_fatal_signals();
+	unregister_rseq();
 	grow_stack();
 	for (i = 0; i < sizeof(operations) / sizeof(operations[0]); i++) {
 		if (argc > 1) {
