@@ -498,8 +498,8 @@ def boot_tests(ws, checks):
     mmap, mprotect, munmap, mremap and THP storms on both vCPUs, with
     the page tables keyed, then tests/boot/failnth.c's fail-nth walks
     over the allocations of fork, mremap, populate and THP, and of CPA's
-    split and collapse of the direct map.  hotplug: a
-    pc-dimm added and removed twice over QMP on a 4K direct map
+    split and collapse of the direct map.  hotplug: a pc-dimm added and
+    removed twice over QMP on a 4K direct map
     (tests/boot.d/20-hotplug.sh); hotplug-64g: once
     at 64 GiB, far enough that the vmemmap needs a table of its own too.
     dmhotplug: the direct map's collapse over hot-added memory, and its

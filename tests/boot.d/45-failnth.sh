@@ -7,11 +7,12 @@
 # every allocation eligible (order 0, sleeping or not).  Checked: each
 # failure either failed its operation with ENOMEM or EAGAIN and lost no
 # data, or was absorbed; the direct map's region and DirectMap4k came
-# back after each step (ws-failnth checks those); nothing new in the kernel log is a warning, a bug,
-# a bad page, a KASAN report, a PKS fault or an OOM kill; the census
-# finds no table of init_mm without the page-table key beyond the
-# fallback tables counted meanwhile; and the PageTables counter moved as
-# the census of init_mm did, so that no failure path leaked a table.
+# back after each step (ws-failnth checks those); nothing new in the
+# kernel log is a warning, a bug, a bad page, a KASAN report, a PKS
+# fault or an OOM kill; the census finds no table of init_mm without the
+# page-table key beyond the fallback tables counted meanwhile; and the
+# PageTables counter moved as the census of init_mm did, so that no
+# failure path leaked a table.
 # Needs 10-pgtable-census.sh.
 
 # fn_snapshot NAME: record the census, PageTables and the pools' fallback
