@@ -2,12 +2,15 @@
 # Fault injection over page-table allocation, when the command line has
 # ws.failnth=1: /bin/ws-failnth (tests/boot/failnth.c) fails each
 # allocation of a fork, an mremap, a populate and a THP fault, split and
-# collapse, and of CPA's split and collapse of a 2M region of the direct
-# map, in turn, through fail_page_alloc and failslab with fail-nth, with
-# every allocation eligible (order 0, sleeping or not).  Checked: each
-# failure either failed its operation with ENOMEM or EAGAIN and lost no
-# data, or was absorbed; the direct map's region and DirectMap4k came
-# back after each step (ws-failnth checks those); nothing new in the
+# collapse, of CPA's split and collapse of a 2M region of the direct
+# map, of a vmalloc() of 8 MiB (a child's fd table) and of an
+# ioremap_cache() (a read of /dev/mem), in turn, through fail_page_alloc
+# and failslab with fail-nth, with every allocation eligible (order 0,
+# sleeping or not).  Checked: each failure either failed its operation
+# with ENOMEM or EAGAIN (EFAULT for the /dev/mem read) and lost no data,
+# or was absorbed; the direct map's region and DirectMap4k came back
+# after each step, VmallocUsed, the ioremap areas of /proc/vmallocinfo
+# and the PAT memtypes too (ws-failnth checks those); nothing new in the
 # kernel log is a warning, a bug, a bad page, a KASAN report, a PKS
 # fault or an OOM kill; the census finds no table of init_mm without the
 # page-table key beyond the fallback tables counted meanwhile; and the

@@ -27,6 +27,12 @@
  *            (CPA's set_memory_split()), then collapse it back
  *   collapse the same region, split beforehand: restore its large
  *            mapping (set_memory_collapse())
+ *   vmalloc  in a child, dup2() to fd 1048575: the fd table's array of
+ *            8 MiB is beyond kmalloc's largest size, so kvmalloc() takes
+ *            it from vmalloc (pages, a vmap area, kernel page tables)
+ *   ioremap  read a page of /dev/mem outside RAM: memremap() maps it
+ *            with ioremap_cache() (a PAT memtype, a vmap area, kernel
+ *            page tables), read_mem() unmaps it again
  *
  * split and collapse run in this task through x86/directmap_test in
  * debugfs, the x86_directmap KUnit suite's file.  A failed split may keep
@@ -38,6 +44,22 @@
  * keyed pool and allocates nothing here, so its walk has no step.
  * Without that file, or with every page of ours in a region mapped at 4K
  * (debug_pagealloc), the two are skipped with the reason.
+ *
+ * vmalloc runs its step in a child of its own, which counts its own
+ * allocations and exits, so that every step starts from the small fd
+ * table and the child's exit frees what the step took.  On x86_64 such a
+ * kvmalloc() first tries to map 2M pages and, if any allocation of that
+ * attempt fails, maps 4K pages instead: by default the walk fails the
+ * allocations of the 2M attempt, each of which the 4K one absorbs.  With
+ * "nohugevmalloc" on the command line there is only the 4K path, and each
+ * failure in it fails the dup2() with ENOMEM.  After each step
+ * VmallocUsed must be back where it was (give or take a kernel stack that
+ * the child's exit frees after an RCU grace period); a leaked array would
+ * hold 8 MiB of it.  ioremap checks that /proc/vmallocinfo has no more
+ * ioremap areas than before the step and that the page's memtype is gone
+ * from debugfs x86/pat_memtype_list, and that a step that succeeded read
+ * what the page held before the walk.  A step whose mapping failed is
+ * read_mem()'s EFAULT, which the walk takes for the allocation's error.
  *
  * Prints "ws-failnth: OPERATION steps S failed F" per operation, where S
  * allocations were failed in turn and F of them failed the operation,
@@ -52,6 +74,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -78,6 +101,8 @@
 
 static long errors;
 static int fail_nth_fd;
+/* WS_FAILNTH_TRACE set: each step's outcome on standard error. */
+static int trace;
 
 /* Where the walker is, for a report of a fatal signal. */
 static const char *where_op = "start";
@@ -91,9 +116,9 @@ static void complain(const char *op, const char *what)
 }
 
 /* An error that an operation may return for a failed allocation. */
-static int out_of_memory(int err)
+static int out_of_memory(int err, int own)
 {
-	return err == ENOMEM || err == EAGAIN;
+	return err == ENOMEM || err == EAGAIN || (own && err == own);
 }
 
 static void fill(char *p, size_t size, uintptr_t salt)
@@ -173,6 +198,12 @@ struct operation {
 	void (*tear_down)(int ret);
 	/* If set: whether the operation can run here; says why not. */
 	int (*ready)(void);
+	/* Another error than ENOMEM and EAGAIN that a failed step may give. */
+	int oom_error;
+	/* Whether each step runs in a child that counts its own allocations. */
+	int in_child;
+	/* Fewer steps than this: the operation did not do what it is for. */
+	long min_steps;
 };
 
 /* fork: a parent with tables at every level, huge pages among them. */
@@ -362,13 +393,57 @@ static int dm_do(const char *cmd, struct dm_state *st)
 	return 0;
 }
 
+/* The 2M regions of RAM below 4 GiB, for a report of what changed. */
+#define DM_REGIONS	2048
+static unsigned char dm_small_start[DM_REGIONS];
+
+/* Mark in SMALL each 2M region of RAM below 4 GiB mapped at 4K. */
+static void dm_scan(unsigned char *small)
+{
+	unsigned long long ours = dm_phys, start, end, p;
+	char line[256], name[64];
+	struct dm_state st;
+	FILE *f = fopen("/proc/iomem", "r");
+
+	memset(small, 0, DM_REGIONS);
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (line[0] == ' ' ||
+		    sscanf(line, "%llx-%llx : %63[^\n]", &start, &end,
+			   name) != 3 || strcmp(name, "System RAM"))
+			continue;
+		for (p = start & ~(HUGE - 1); p <= end && p / HUGE < DM_REGIONS;
+		     p += HUGE) {
+			dm_phys = p < start ? start : p;
+			if (!dm_do("look", &st) && st.level == DM_LEVEL_4K)
+				small[p / HUGE] = 1;
+		}
+	}
+	fclose(f);
+	dm_phys = ours;
+}
+
+/*
+ * Say what is wrong with the region, and which regions of the direct map
+ * changed their size since the walks began: DirectMap4k only counts.
+ */
 static void dm_complain(const char *op, const char *what,
 			const struct dm_state *st)
 {
+	unsigned char small[DM_REGIONS];
+	int i;
+
 	fprintf(stderr, "ws-failnth: %s: %s (level %d present %d ret %d, DirectMap4k %ld kB, %ld kB before)\n",
 		op, what, st->level, st->present, st->ret, direct_map_4k(),
 		dm_4k_start);
 	errors++;
+	dm_scan(small);
+	for (i = 0; i < DM_REGIONS; i++)
+		if (small[i] != dm_small_start[i])
+			fprintf(stderr, "ws-failnth: %s: the 2M region at %#llx is at %s now\n",
+				op, (unsigned long long)i * HUGE,
+				small[i] ? "4K" : "2M or 1G");
 }
 
 /* The physical address of a page of ours, from /proc/self/pagemap. */
@@ -397,6 +472,7 @@ static int dm_ready(void)
 	static int ready = -1;
 	struct dm_state st;
 	size_t off;
+	int small;
 
 	if (ready >= 0)
 		return ready;
@@ -430,8 +506,11 @@ static int dm_ready(void)
 	}
 	dm_level_start = st.level;
 	dm_4k_start = direct_map_4k();
-	printf("ws-failnth: split, collapse: the 2M region of %#llx, mapped at level %d, DirectMap4k %ld kB\n",
-	       dm_phys, dm_level_start, dm_4k_start);
+	dm_scan(dm_small_start);
+	for (off = 0, small = 0; off < DM_REGIONS; off++)
+		small += dm_small_start[off];
+	printf("ws-failnth: split, collapse: the 2M region of %#llx, mapped at level %d, DirectMap4k %ld kB, %d regions of RAM at 4K\n",
+	       dm_phys, dm_level_start, dm_4k_start, small);
 	ready = 1;
 	return 1;
 }
@@ -514,15 +593,290 @@ static void collapse_tear_down(int ret)
 	dm_restore("collapse");
 }
 
+/* A line's number in /proc/meminfo, in kB; -1 if it has none. */
+static long meminfo_kb(const char *name)
+{
+	char line[128], key[64];
+	long kb = -1, val;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63[^:]: %ld", key, &val) == 2 &&
+		    !strcmp(key, name)) {
+			kb = val;
+			break;
+		}
+	fclose(f);
+	return kb;
+}
+
+/* The lines of PATH that contain NEEDLE; -1 if it cannot be read. */
+static long count_lines(const char *path, const char *needle)
+{
+	char line[512];
+	long n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, needle))
+			n++;
+	fclose(f);
+	return n;
+}
+
+/*
+ * vmalloc: the fd table of a child grown to fd VM_FD.  alloc_fdtable()
+ * takes its array of file pointers (8 bytes a slot, 2^20 slots) with
+ * kvmalloc_array(); at 8 MiB that is above KMALLOC_MAX_SIZE, so kmalloc
+ * gives up without allocating and vmalloc does all of it.
+ */
+#define VM_FD		1048575
+#define VM_ARRAY_KB	(8 * 1024)
+/*
+ * VmallocUsed may stay up by the child's kernel stack until an RCU grace
+ * period frees it; a leak of the array or of the open-fd bitmaps (256 kB
+ * and more) is far above this.
+ */
+#define VM_SLACK_KB	64
+
+static long vm_used_start;
+
+/* dup2() in this task; VmallocUsed's growth if GROWTH is not NULL. */
+static int vm_grow_fd_table(long *growth)
+{
+	long before = growth ? meminfo_kb("VmallocUsed") : 0;
+	int fd = dup2(STDIN_FILENO, VM_FD);
+
+	if (fd < 0)
+		return -1;
+	if (growth)
+		*growth = meminfo_kb("VmallocUsed") - before;
+	close(fd);
+	return 0;
+}
+
+static int vm_ready(void)
+{
+	struct rlimit lim = { VM_FD + 1, VM_FD + 1 };
+	long growth = 0;
+	int status;
+	pid_t pid;
+
+	if (setrlimit(RLIMIT_NOFILE, &lim)) {
+		printf("ws-failnth: vmalloc: skipped: RLIMIT_NOFILE %d: %s (fs.nr_open below it?)\n",
+		       VM_FD + 1, strerror(errno));
+		return 0;
+	}
+	/* Check in a child that the table does come from vmalloc. */
+	pid = fork();
+	if (!pid)
+		_exit(vm_grow_fd_table(&growth) ? 2 :
+		      growth >= VM_ARRAY_KB ? 0 : 1);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status)) {
+		fprintf(stderr, "ws-failnth: vmalloc: a dup2() to fd %d took no %d kB from vmalloc (status %#x)\n",
+			VM_FD, VM_ARRAY_KB, status);
+		errors++;
+		return 0;
+	}
+	vm_used_start = meminfo_kb("VmallocUsed");
+	printf("ws-failnth: vmalloc: VmallocUsed %ld kB\n", vm_used_start);
+	return 1;
+}
+
+static int vm_run(void)
+{
+	return vm_grow_fd_table(NULL);
+}
+
+static void vm_tear_down(int ret __attribute__((unused)))
+{
+	long used = meminfo_kb("VmallocUsed");
+
+	if (used > vm_used_start + VM_SLACK_KB) {
+		fprintf(stderr, "ws-failnth: vmalloc: VmallocUsed %ld kB after the step, %ld kB before the walk\n",
+			used, vm_used_start);
+		errors++;
+	}
+}
+
+/*
+ * ioremap: a read of /dev/mem at a page outside RAM.  read_mem() maps
+ * it with xlate_dev_mem_ptr(), which is memremap(), which for a page that
+ * is not RAM is ioremap_cache(); it unmaps it once it has copied it.  The
+ * page is the first of a top-level "Reserved" range of /proc/iomem that
+ * can be read: read_mem() stops at the end of RAM, and STRICT_DEVMEM
+ * lets through what is neither RAM nor claimed exclusively; on QEMU that
+ * is the BIOS's at 0xf0000.  Page 0 is left alone.
+ */
+#define PAT_MEMTYPES	"/sys/kernel/debug/x86/pat_memtype_list"
+#define IO_READ		64
+
+static int io_fd = -1;
+static unsigned long long io_phys;
+static unsigned char io_data[IO_READ];
+static long io_areas_start;
+static char io_memtype[48];
+
+static int io_read(unsigned char *buf)
+{
+	ssize_t got = pread(io_fd, buf, IO_READ, io_phys);
+
+	if (got == IO_READ)
+		return 0;
+	if (got >= 0)
+		errno = EIO;
+	return -1;
+}
+
+/* The candidates of /proc/iomem; the first that reads is the page. */
+static int io_find_page(void)
+{
+	unsigned long long start, end;
+	char line[256], name[128];
+	FILE *f = fopen("/proc/iomem", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		/* Whole pages only: a page shared with RAM reads as zeros. */
+		if (line[0] == ' ' ||
+		    sscanf(line, "%llx-%llx : %127[^\n]", &start, &end,
+			   name) != 3 || strcmp(name, "Reserved") ||
+		    start < PAGE || start % PAGE || end - start + 1 < PAGE)
+			continue;
+		io_phys = start;
+		if (!io_read(io_data))
+			break;
+		io_phys = 0;
+	}
+	fclose(f);
+	return io_phys != 0;
+}
+
+static int io_ready(void)
+{
+	io_fd = open("/dev/mem", O_RDONLY);
+	if (io_fd < 0) {
+		printf("ws-failnth: ioremap: skipped: /dev/mem: %s (CONFIG_DEVMEM=n?)\n",
+		       strerror(errno));
+		return 0;
+	}
+	if (!io_find_page()) {
+		printf("ws-failnth: ioremap: skipped: no \"Reserved\" range of /proc/iomem reads from /dev/mem\n");
+		return 0;
+	}
+	snprintf(io_memtype, sizeof(io_memtype), "[mem 0x%016llx-", io_phys);
+	io_areas_start = count_lines("/proc/vmallocinfo", " ioremap");
+	printf("ws-failnth: ioremap: the page at %#llx, %ld ioremap areas\n",
+	       io_phys, io_areas_start);
+	return 1;
+}
+
+static unsigned char io_got[IO_READ];
+
+static int io_run(void)
+{
+	return io_read(io_got);
+}
+
+static void io_tear_down(int ret)
+{
+	long areas = count_lines("/proc/vmallocinfo", " ioremap");
+	long memtypes = count_lines(PAT_MEMTYPES, io_memtype);
+
+	if (areas > io_areas_start) {
+		fprintf(stderr, "ws-failnth: ioremap: %ld ioremap areas after the step, %ld before the walk\n",
+			areas, io_areas_start);
+		errors++;
+	}
+	if (memtypes > 0) {
+		fprintf(stderr, "ws-failnth: ioremap: the memtype of %#llx stayed in " PAT_MEMTYPES "\n",
+			io_phys);
+		errors++;
+	}
+	if (!ret && memcmp(io_got, io_data, IO_READ)) {
+		fprintf(stderr, "ws-failnth: ioremap: read other data than before the walk\n");
+		errors++;
+	}
+}
+
 static const struct operation operations[] = {
-	{ "fork", fork_set_up, fork_run, fork_tear_down, NULL },
-	{ "mremap", mremap_set_up, mremap_run, mremap_tear_down, NULL },
-	{ "populate", populate_set_up, populate_run, populate_tear_down, NULL },
-	{ "thp", thp_set_up, thp_run, thp_tear_down, NULL },
-	{ "split", NULL, split_run, split_tear_down, dm_ready },
-	{ "collapse", collapse_set_up, collapse_run, collapse_tear_down,
-	  dm_ready },
+	{ .name = "fork", .set_up = fork_set_up, .run = fork_run,
+	  .tear_down = fork_tear_down },
+	{ .name = "mremap", .set_up = mremap_set_up, .run = mremap_run,
+	  .tear_down = mremap_tear_down },
+	{ .name = "populate", .set_up = populate_set_up, .run = populate_run,
+	  .tear_down = populate_tear_down },
+	{ .name = "thp", .set_up = thp_set_up, .run = thp_run,
+	  .tear_down = thp_tear_down },
+	{ .name = "split", .run = split_run, .tear_down = split_tear_down,
+	  .ready = dm_ready },
+	{ .name = "collapse", .set_up = collapse_set_up, .run = collapse_run,
+	  .tear_down = collapse_tear_down, .ready = dm_ready },
+	/* The table, a vm_struct and a vmap area at least. */
+	{ .name = "vmalloc", .run = vm_run, .tear_down = vm_tear_down,
+	  .ready = vm_ready, .in_child = 1, .min_steps = 3 },
+	/* The bounce buffer, a vm_struct and a vmap area at least. */
+	{ .name = "ioremap", .run = io_run, .tear_down = io_tear_down,
+	  .ready = io_ready, .oom_error = EFAULT, .min_steps = 3 },
 };
+
+/*
+ * Step N of OP in this task: its return, with the errno of a failure in
+ * *err and what is left of the count in *left.
+ */
+static int step_here(const struct operation *op, unsigned int n, int *err,
+		     unsigned int *left)
+{
+	int ret;
+
+	set_fail_nth(n);
+	ret = op->run();
+	*err = errno;
+	*left = get_fail_nth();
+	set_fail_nth(0);
+	return ret;
+}
+
+/*
+ * Step N of OP in a child, which counts only its own allocations: the
+ * fork's are not part of the step.  The child's exit status carries the
+ * errno of a failure in its low 7 bits and whether the count was left
+ * over in bit 7.
+ */
+static int step_in_child(const struct operation *op, unsigned int n,
+			 int *err, unsigned int *left)
+{
+	int status, code;
+	pid_t pid = fork();
+
+	if (!pid) {
+		close(fail_nth_fd);
+		fail_nth_fd = open("/proc/thread-self/fail-nth", O_RDWR);
+		if (fail_nth_fd < 0)
+			_exit(0x7f);
+		code = step_here(op, n, err, left) ? (*err ?: 0x7f) : 0;
+		_exit((*left ? 0x80 : 0) | (code < 0x7f ? code : 0x7f));
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid ||
+	    !WIFEXITED(status)) {
+		fprintf(stderr, "ws-failnth: %s: step %u: child status %#x\n",
+			op->name, n, pid < 0 ? -1 : status);
+		errors++;
+		*err = 0;
+		*left = 1;	/* end the walk */
+		return 0;
+	}
+	code = WEXITSTATUS(status);
+	*err = code & 0x7f;
+	*left = code >> 7;
+	return *err ? -1 : 0;
+}
 
 static void walk(const struct operation *op)
 {
@@ -539,15 +893,15 @@ static void walk(const struct operation *op)
 		if (op->set_up)
 			op->set_up();
 		where_phase = " (run)";
-		set_fail_nth(steps);
-		ret = op->run();
-		err = errno;
-		left = get_fail_nth();
-		set_fail_nth(0);
+		ret = op->in_child ? step_in_child(op, steps, &err, &left) :
+				     step_here(op, steps, &err, &left);
 		where_phase = " (tear-down)";
+		if (trace)
+			fprintf(stderr, "ws-failnth: %s step %ld: ret %d errno %d left %u\n",
+				op->name, steps, ret, ret ? err : 0, left);
 		if (ret) {
 			errno = err;
-			if (!out_of_memory(err))
+			if (!out_of_memory(err, op->oom_error))
 				complain(op->name, "unexpected error");
 			else if (left)
 				complain(op->name, "failed with no allocation failed");
@@ -557,6 +911,11 @@ static void walk(const struct operation *op)
 		op->tear_down(ret);
 		if (left)
 			break;
+	}
+	if (steps - 1 < op->min_steps) {
+		fprintf(stderr, "ws-failnth: %s: %ld steps, fewer than the %ld of what it runs\n",
+			op->name, steps - 1, op->min_steps);
+		errors++;
 	}
 	if (steps > MAX_STEPS) {
 		fprintf(stderr, "ws-failnth: %s: still failing after %d steps\n",
@@ -665,6 +1024,7 @@ int main(int argc, char **argv)
 		perror("ws-failnth: /proc/thread-self/fail-nth");
 		return 2;
 	}
+	trace = getenv("WS_FAILNTH_TRACE") != NULL;
 	catch_fatal_signals();
 	unregister_rseq();
 	grow_stack();
