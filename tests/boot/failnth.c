@@ -31,8 +31,9 @@
  *            8 MiB is beyond kmalloc's largest size, so kvmalloc() takes
  *            it from vmalloc (pages, a vmap area, kernel page tables)
  *   ioremap  read a page of /dev/mem outside RAM: memremap() maps it
- *            with ioremap_cache() (a PAT memtype, a vmap area, kernel
- *            page tables), read_mem() unmaps it again
+ *            with ioremap_cache() (a vm_struct, a vmap area, kernel page
+ *            tables, a PAT memtype beyond the ISA range), read_mem()
+ *            unmaps it again
  *
  * split and collapse run in this task through x86/directmap_test in
  * debugfs, the x86_directmap KUnit suite's file.  A failed split may keep
@@ -51,8 +52,10 @@
  * kvmalloc() first tries to map 2M pages and, if any allocation of that
  * attempt fails, maps 4K pages instead: by default the walk fails the
  * allocations of the 2M attempt, each of which the 4K one absorbs.  With
- * "nohugevmalloc" on the command line there is only the 4K path, and each
- * failure in it fails the dup2() with ENOMEM.  After each step
+ * "nohugevmalloc" on the command line there is only the 4K path, and a
+ * failure in it fails the dup2() with ENOMEM, but for the bulk page
+ * allocator's (vmalloc goes on a page at a time) and the bitmaps'
+ * kmalloc() (kvmalloc() falls back to vmalloc).  After each step
  * VmallocUsed must be back where it was (give or take a kernel stack that
  * the child's exit frees after an RCU grace period); a leaked array would
  * hold 8 MiB of it.  ioremap checks that /proc/vmallocinfo has no more
@@ -221,8 +224,9 @@ static void fork_set_up(void)
 
 static int fork_run(void)
 {
+	int status = -1;
+	/* Nothing is buffered: walk() flushes before each walk. */
 	pid_t pid = fork();
-	int status;
 
 	if (!pid)
 		_exit(intact(fork_mem, FORK_SIZE, 0xf0f0) ? 0 : 1);
@@ -530,8 +534,10 @@ static void dm_restore(const char *op)
 	check_data(op, dm_mem, DM_SEARCH, 0x5a5a);
 }
 
+static int dm_absent;
+
 /* A result of the file as run() returns it: -1 and errno for an error. */
-static int dm_result(const char *op, const char *cmd, struct dm_state *st)
+static int dm_result(const char *cmd, struct dm_state *st)
 {
 	if (dm_do(cmd, st))
 		return -1;
@@ -539,8 +545,8 @@ static int dm_result(const char *op, const char *cmd, struct dm_state *st)
 		errno = -st->ret;
 		return -1;
 	}
-	if (!st->present)
-		dm_complain(op, "region not present", st);
+	/* Said in the tear-down: the count is still on here. */
+	dm_absent = !st->present;
 	return 0;
 }
 
@@ -548,13 +554,22 @@ static struct dm_state dm_last;
 
 static int split_run(void)
 {
-	return dm_result("split", "split", &dm_last);
+	return dm_result("split", &dm_last);
+}
+
+/* A step that left the region unmapped, said now that the count is off. */
+static void dm_check_present(const char *op, int ret)
+{
+	if (!ret && dm_absent)
+		dm_complain(op, "region not present", &dm_last);
+	dm_absent = 0;
 }
 
 static void split_tear_down(int ret)
 {
 	struct dm_state st;
 
+	dm_check_present("split", ret);
 	if (dm_do("look", &st)) {
 		complain("split", "look after the step");
 		return;
@@ -579,11 +594,12 @@ static void collapse_set_up(void)
 
 static int collapse_run(void)
 {
-	return dm_result("collapse", "collapse", &dm_last);
+	return dm_result("collapse", &dm_last);
 }
 
 static void collapse_tear_down(int ret)
 {
+	dm_check_present("collapse", ret);
 	if (ret && dm_last.level != DM_LEVEL_4K)
 		dm_complain("collapse", "a failed collapse changed the mapping",
 			    &dm_last);
@@ -632,38 +648,53 @@ static long count_lines(const char *path, const char *needle)
  * vmalloc: the fd table of a child grown to fd VM_FD.  alloc_fdtable()
  * takes its array of file pointers (8 bytes a slot, 2^20 slots) with
  * kvmalloc_array(); at 8 MiB that is above KMALLOC_MAX_SIZE, so kmalloc
- * gives up without allocating and vmalloc does all of it.
+ * gives up without allocating and vmalloc does all of it.  Its areas (the
+ * array's, and the 16 kB of the array of its pages) are the lines of
+ * /proc/vmallocinfo whose caller is alloc_fdtable(); the child's exit
+ * frees them before waitpid() returns.  VmallocUsed could not tell: the
+ * kernel stacks of exited children stay in a per-CPU cache or wait for
+ * an RCU grace period.
  */
 #define VM_FD		1048575
 #define VM_ARRAY_KB	(8 * 1024)
-/*
- * VmallocUsed may stay up by the child's kernel stack until an RCU grace
- * period frees it; a leak of the array or of the open-fd bitmaps (256 kB
- * and more) is far above this.
- */
-#define VM_SLACK_KB	64
+#define VM_AREA		"alloc_fdtable"
 
-static long vm_used_start;
+static long vm_areas_start;
 
-/* dup2() in this task; VmallocUsed's growth if GROWTH is not NULL. */
-static int vm_grow_fd_table(long *growth)
+static int vm_run(void)
 {
-	long before = growth ? meminfo_kb("VmallocUsed") : 0;
 	int fd = dup2(STDIN_FILENO, VM_FD);
 
 	if (fd < 0)
 		return -1;
-	if (growth)
-		*growth = meminfo_kb("VmallocUsed") - before;
 	close(fd);
 	return 0;
+}
+
+/*
+ * In a child: 0 if the dup2() took a vmalloc area of VM_ARRAY_KB, else
+ * what failed: 1 the dup2(), 2 the count of areas, 4 VmallocUsed.
+ */
+static int vm_probe(void)
+{
+	long before = count_lines("/proc/vmallocinfo", VM_AREA);
+	long used = meminfo_kb("VmallocUsed");
+	int fd = dup2(STDIN_FILENO, VM_FD);
+	long areas = count_lines("/proc/vmallocinfo", VM_AREA);
+	long grown = meminfo_kb("VmallocUsed") - used;
+
+	if (fd < 0)
+		return 1;
+	if (areas <= before || grown < VM_ARRAY_KB)
+		fprintf(stderr, "ws-failnth: vmalloc: areas of " VM_AREA "() %ld before the dup2(), %ld after; VmallocUsed grew %ld kB\n",
+			before, areas, grown);
+	return (areas <= before ? 2 : 0) | (grown < VM_ARRAY_KB ? 4 : 0);
 }
 
 static int vm_ready(void)
 {
 	struct rlimit lim = { VM_FD + 1, VM_FD + 1 };
-	long growth = 0;
-	int status;
+	int status = -1;
 	pid_t pid;
 
 	if (setrlimit(RLIMIT_NOFILE, &lim)) {
@@ -671,35 +702,30 @@ static int vm_ready(void)
 		       VM_FD + 1, strerror(errno));
 		return 0;
 	}
-	/* Check in a child that the table does come from vmalloc. */
+	vm_areas_start = count_lines("/proc/vmallocinfo", VM_AREA);
+	fflush(NULL);
 	pid = fork();
 	if (!pid)
-		_exit(vm_grow_fd_table(&growth) ? 2 :
-		      growth >= VM_ARRAY_KB ? 0 : 1);
+		_exit(vm_probe());
 	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
 	    WEXITSTATUS(status)) {
-		fprintf(stderr, "ws-failnth: vmalloc: a dup2() to fd %d took no %d kB from vmalloc (status %#x)\n",
+		fprintf(stderr, "ws-failnth: vmalloc: a dup2() to fd %d took no vmalloc area of %d kB from " VM_AREA "() (status %#x)\n",
 			VM_FD, VM_ARRAY_KB, status);
 		errors++;
 		return 0;
 	}
-	vm_used_start = meminfo_kb("VmallocUsed");
-	printf("ws-failnth: vmalloc: VmallocUsed %ld kB\n", vm_used_start);
+	printf("ws-failnth: vmalloc: %ld areas of " VM_AREA "() before the walk\n",
+	       vm_areas_start);
 	return 1;
-}
-
-static int vm_run(void)
-{
-	return vm_grow_fd_table(NULL);
 }
 
 static void vm_tear_down(int ret __attribute__((unused)))
 {
-	long used = meminfo_kb("VmallocUsed");
+	long areas = count_lines("/proc/vmallocinfo", VM_AREA);
 
-	if (used > vm_used_start + VM_SLACK_KB) {
-		fprintf(stderr, "ws-failnth: vmalloc: VmallocUsed %ld kB after the step, %ld kB before the walk\n",
-			used, vm_used_start);
+	if (areas != vm_areas_start) {
+		fprintf(stderr, "ws-failnth: vmalloc: %ld areas of " VM_AREA "() after the step, %ld before the walk\n",
+			areas, vm_areas_start);
 		errors++;
 	}
 }
@@ -715,12 +741,15 @@ static void vm_tear_down(int ret __attribute__((unused)))
  */
 #define PAT_MEMTYPES	"/sys/kernel/debug/x86/pat_memtype_list"
 #define IO_READ		64
+/* memtype_reserve() leaves 0xa0000-0xfffff alone: always mapped WB. */
+#define IO_ISA_END	0x100000ULL
 
 static int io_fd = -1;
 static unsigned long long io_phys;
 static unsigned char io_data[IO_READ];
 static long io_areas_start;
 static char io_memtype[48];
+static int io_check_memtype;
 
 static int io_read(unsigned char *buf)
 {
@@ -734,12 +763,14 @@ static int io_read(unsigned char *buf)
 }
 
 /* The candidates of /proc/iomem; the first that reads is the page. */
-static int io_find_page(void)
+/* The first readable candidate of /proc/iomem, from MIN on. */
+static int io_find_page(unsigned long long min)
 {
 	unsigned long long start, end;
 	char line[256], name[128];
 	FILE *f = fopen("/proc/iomem", "r");
 
+	io_phys = 0;
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f)) {
@@ -747,7 +778,7 @@ static int io_find_page(void)
 		if (line[0] == ' ' ||
 		    sscanf(line, "%llx-%llx : %127[^\n]", &start, &end,
 			   name) != 3 || strcmp(name, "Reserved") ||
-		    start < PAGE || start % PAGE || end - start + 1 < PAGE)
+		    start < min || start % PAGE || end - start + 1 < PAGE)
 			continue;
 		io_phys = start;
 		if (!io_read(io_data))
@@ -760,20 +791,29 @@ static int io_find_page(void)
 
 static int io_ready(void)
 {
+	const char *memtypes = "checked";
+
 	io_fd = open("/dev/mem", O_RDONLY);
 	if (io_fd < 0) {
 		printf("ws-failnth: ioremap: skipped: /dev/mem: %s (CONFIG_DEVMEM=n?)\n",
 		       strerror(errno));
 		return 0;
 	}
-	if (!io_find_page()) {
+	/* Beyond the ISA range if it can, where PAT tracks a memtype. */
+	if (!io_find_page(IO_ISA_END) && !io_find_page(PAGE)) {
 		printf("ws-failnth: ioremap: skipped: no \"Reserved\" range of /proc/iomem reads from /dev/mem\n");
 		return 0;
 	}
+	io_check_memtype = io_phys >= IO_ISA_END &&
+			   count_lines(PAT_MEMTYPES, "") >= 0;
+	if (io_phys < IO_ISA_END)
+		memtypes = "not checked: PAT does not track the ISA range";
+	else if (!io_check_memtype)
+		memtypes = "not checked: no " PAT_MEMTYPES;
 	snprintf(io_memtype, sizeof(io_memtype), "[mem 0x%016llx-", io_phys);
 	io_areas_start = count_lines("/proc/vmallocinfo", " ioremap");
-	printf("ws-failnth: ioremap: the page at %#llx, %ld ioremap areas\n",
-	       io_phys, io_areas_start);
+	printf("ws-failnth: ioremap: the page at %#llx, %ld ioremap areas; the memtype %s\n",
+	       io_phys, io_areas_start, memtypes);
 	return 1;
 }
 
@@ -787,7 +827,8 @@ static int io_run(void)
 static void io_tear_down(int ret)
 {
 	long areas = count_lines("/proc/vmallocinfo", " ioremap");
-	long memtypes = count_lines(PAT_MEMTYPES, io_memtype);
+	long memtypes = io_check_memtype ?
+			count_lines(PAT_MEMTYPES, io_memtype) : 0;
 
 	if (areas > io_areas_start) {
 		fprintf(stderr, "ws-failnth: ioremap: %ld ioremap areas after the step, %ld before the walk\n",
@@ -818,12 +859,15 @@ static const struct operation operations[] = {
 	  .ready = dm_ready },
 	{ .name = "collapse", .set_up = collapse_set_up, .run = collapse_run,
 	  .tear_down = collapse_tear_down, .ready = dm_ready },
-	/* The table, a vm_struct and a vmap area at least. */
+	/* The fdtable, a vm_struct and a vmap area at least. */
 	{ .name = "vmalloc", .run = vm_run, .tear_down = vm_tear_down,
 	  .ready = vm_ready, .in_child = 1, .min_steps = 3 },
-	/* The bounce buffer, a vm_struct and a vmap area at least. */
+	/*
+	 * The bounce buffer and a vm_struct at least: the vmap area of a
+	 * page may come from the per-CPU pools of freed areas.
+	 */
 	{ .name = "ioremap", .run = io_run, .tear_down = io_tear_down,
-	  .ready = io_ready, .oom_error = EFAULT, .min_steps = 3 },
+	  .ready = io_ready, .oom_error = EFAULT, .min_steps = 2 },
 };
 
 /*
@@ -843,39 +887,55 @@ static int step_here(const struct operation *op, unsigned int n, int *err,
 	return ret;
 }
 
+/* What a child's step found, in memory it shares with the walker. */
+struct child_step {
+	int done;
+	int ret;
+	int err;
+	unsigned int left;
+};
+
+static struct child_step *child_step;
+
 /*
  * Step N of OP in a child, which counts only its own allocations: the
- * fork's are not part of the step.  The child's exit status carries the
- * errno of a failure in its low 7 bits and whether the count was left
- * over in bit 7.
+ * fork's are not part of the step.  A child that does not report ends
+ * the walk.
  */
 static int step_in_child(const struct operation *op, unsigned int n,
 			 int *err, unsigned int *left)
 {
-	int status, code;
-	pid_t pid = fork();
+	struct child_step *cs = child_step;
+	int status = -1;
+	pid_t pid;
 
+	memset(cs, 0, sizeof(*cs));
+	fflush(NULL);
+	pid = fork();
 	if (!pid) {
+		/* A fatal signal is the walker's to see, as a status. */
+		signal(SIGSEGV, SIG_DFL);
+		signal(SIGBUS, SIG_DFL);
 		close(fail_nth_fd);
 		fail_nth_fd = open("/proc/thread-self/fail-nth", O_RDWR);
 		if (fail_nth_fd < 0)
-			_exit(0x7f);
-		code = step_here(op, n, err, left) ? (*err ?: 0x7f) : 0;
-		_exit((*left ? 0x80 : 0) | (code < 0x7f ? code : 0x7f));
+			_exit(2);
+		cs->ret = step_here(op, n, &cs->err, &cs->left);
+		cs->done = 1;
+		_exit(0);
 	}
-	if (pid < 0 || waitpid(pid, &status, 0) != pid ||
-	    !WIFEXITED(status)) {
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) || !cs->done) {
 		fprintf(stderr, "ws-failnth: %s: step %u: child status %#x\n",
-			op->name, n, pid < 0 ? -1 : status);
+			op->name, n, status);
 		errors++;
 		*err = 0;
 		*left = 1;	/* end the walk */
 		return 0;
 	}
-	code = WEXITSTATUS(status);
-	*err = code & 0x7f;
-	*left = code >> 7;
-	return *err ? -1 : 0;
+	*err = cs->err;
+	*left = cs->left;
+	return cs->ret;
 }
 
 static void walk(const struct operation *op)
@@ -887,6 +947,8 @@ static void walk(const struct operation *op)
 	where_op = op->name;
 	if (op->ready && !op->ready())
 		return;
+	/* Before the count: a flush may allocate (the output's page cache). */
+	fflush(NULL);
 	for (steps = 1; steps <= MAX_STEPS; steps++) {
 		where_step = steps;
 		where_phase = " (set-up)";
@@ -1025,6 +1087,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	trace = getenv("WS_FAILNTH_TRACE") != NULL;
+	child_step = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (child_step == MAP_FAILED) {
+		perror("ws-failnth: mmap");
+		return 2;
+	}
 	catch_fatal_signals();
 	unregister_rseq();
 	grow_stack();
