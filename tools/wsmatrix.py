@@ -21,7 +21,10 @@ tests/boot/init with its boot.d scripts:
   (the dmhotplug boot), with page_owner=on, each boot ending with
   kmemleak's explicit scan;
 - the cpa configuration (CPA's self-test and KFENCE, without KASAN):
-  the KUnit suites, the stress boot and the dmhotplug boot.
+  the KUnit suites, the stress boot and the dmhotplug boot;
+- the fail-nth walks alone on the test command's kernel with
+  pks_tables=off and nohugevmalloc, so that vmalloc's 4K path and CPA's
+  split through the page allocator are failed too.
 
 A run fails on what fails the test command's boots and KUnit runs (a
 failing check, a case, a missing suite, a timeout) and on every report
@@ -100,6 +103,12 @@ RUNS = [
     Run('hotplug20-4k', 'debug', 'hotplug', ['debug_pagealloc=on'],
         cycles=20),
     Run('hotplug20-large', 'debug', 'hotplug', [], cycles=20),
+    # The fail-nth walks alone, without the key and with vmalloc held to
+    # 4K pages: by default kvmalloc()'s 2M attempt absorbs each failure
+    # of the vmalloc walk by falling back to 4K, so only "nohugevmalloc"
+    # fails the 4K path's own allocations.
+    Run('failnth-nohugevmalloc-pks-off', 'debug', 'stress',
+        ['pks_tables=off', 'nohugevmalloc', 'ws.failnth=1']),
 ] + grid_runs()
 
 
