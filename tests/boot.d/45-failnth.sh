@@ -9,11 +9,12 @@
 # sleeping or not).  Checked: each failure either failed its operation
 # with ENOMEM or EAGAIN (EFAULT for the /dev/mem read) and lost no data,
 # or was absorbed; the direct map's region and DirectMap4k came back
-# after each step, VmallocUsed, the ioremap areas of /proc/vmallocinfo
-# and the PAT memtypes too (ws-failnth checks those); nothing new in the
-# kernel log is a warning, a bug, a bad page, a KASAN report, a PKS
-# fault or an OOM kill; the census finds no table of init_mm without the
-# page-table key beyond the fallback tables counted meanwhile; and the
+# after each step, and so did the vmalloc and ioremap areas of
+# /proc/vmallocinfo and the PAT memtypes (ws-failnth checks those);
+# nothing new in the kernel log is a warning, a bug, a bad page, a KASAN
+# report, a PKS fault or an OOM kill; the census finds no table of
+# init_mm without the page-table key beyond the fallback tables counted
+# meanwhile; and the
 # PageTables counter moved as the census of init_mm did, so that no
 # failure path leaked a table.
 # Needs 10-pgtable-census.sh.
