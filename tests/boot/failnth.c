@@ -29,7 +29,8 @@
  *            mapping (set_memory_collapse())
  *   vmalloc  in a child, dup2() to fd 1048575: the fd table's array of
  *            8 MiB is beyond kmalloc's largest size, so kvmalloc() takes
- *            it from vmalloc (pages, a vmap area, kernel page tables)
+ *            it from vmalloc (a vm_struct, a vmap area, KASAN's shadow,
+ *            the pages, and kernel page tables where the range has none)
  *   ioremap  read a page of /dev/mem outside RAM: memremap() maps it
  *            with ioremap_cache() (a vm_struct, a vmap area, kernel page
  *            tables, a PAT memtype beyond the ISA range), read_mem()
@@ -56,13 +57,13 @@
  * failure in it fails the dup2() with ENOMEM, but for the bulk page
  * allocator's (vmalloc goes on a page at a time) and the bitmaps'
  * kmalloc() (kvmalloc() falls back to vmalloc).  After each step
- * VmallocUsed must be back where it was (give or take a kernel stack that
- * the child's exit frees after an RCU grace period); a leaked array would
- * hold 8 MiB of it.  ioremap checks that /proc/vmallocinfo has no more
- * ioremap areas than before the step and that the page's memtype is gone
- * from debugfs x86/pat_memtype_list, and that a step that succeeded read
- * what the page held before the walk.  A step whose mapping failed is
- * read_mem()'s EFAULT, which the walk takes for the allocation's error.
+ * /proc/vmallocinfo must hold no area whose caller is alloc_fdtable():
+ * a leaked array would stay there.  ioremap checks that /proc/vmallocinfo
+ * has no more ioremap areas than before the step, that the page's
+ * memtype is gone from debugfs x86/pat_memtype_list where PAT tracks one,
+ * and that a step that succeeded read what the page held before the
+ * walk.  A step whose mapping failed is read_mem()'s EFAULT, which the
+ * walk takes for the allocation's error.
  *
  * Prints "ws-failnth: OPERATION steps S failed F" per operation, where S
  * allocations were failed in turn and F of them failed the operation,
@@ -609,7 +610,7 @@ static void collapse_tear_down(int ret)
 	dm_restore("collapse");
 }
 
-/* A line's number in /proc/meminfo, in kB; -1 if it has none. */
+/* The value of a line of /proc/meminfo, in kB; -1 if it has none. */
 static long meminfo_kb(const char *name)
 {
 	char line[128], key[64];
