@@ -762,7 +762,6 @@ static int io_read(unsigned char *buf)
 	return -1;
 }
 
-/* The candidates of /proc/iomem; the first that reads is the page. */
 /* The first readable candidate of /proc/iomem, from MIN on. */
 static int io_find_page(unsigned long long min)
 {
@@ -812,6 +811,11 @@ static int io_ready(void)
 		memtypes = "not checked: no " PAT_MEMTYPES;
 	snprintf(io_memtype, sizeof(io_memtype), "[mem 0x%016llx-", io_phys);
 	io_areas_start = count_lines("/proc/vmallocinfo", " ioremap");
+	if (io_areas_start < 0) {
+		printf("ws-failnth: ioremap: skipped: /proc/vmallocinfo: %s\n",
+		       strerror(errno));
+		return 0;
+	}
 	printf("ws-failnth: ioremap: the page at %#llx, %ld ioremap areas; the memtype %s\n",
 	       io_phys, io_areas_start, memtypes);
 	return 1;
