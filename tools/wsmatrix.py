@@ -251,8 +251,11 @@ def do_run(mws, run, allowed, name=None):
             cmdline += ['ws.dmhotplug']
             qemu += ['-m', '1G,slots=3,maxmem=4G']
             kw['qmp_script'] = wsrun.dmhotplug_qmp()
+        # A stress boot ends with the fail-nth walks and their KUnit
+        # suites: 900 s, as the test command gives its own.
+        base = 900 if run.kind == 'stress' else 600
         res = wsboot.boot(mws, cmdline, qemu, name=name,
-                          timeout=600 + 90 * run.cycles, **kw)
+                          timeout=base + 90 * run.cycles, **kw)
     raw = os.path.join(mws.build_dir, 'test.log')	# kunit.py's console
     text = res.log if run.kind != 'kunit' else \
         read(raw) if os.path.exists(raw) else ''
