@@ -196,6 +196,14 @@ def build_initramfs(ws):
     return out
 
 
+# The command line of the fail-nth walks (tests/boot.d/45-failnth.sh).
+# KUnit is off on these boots but for the suites that walk fail-nth over
+# mem_table and SEV-SNP's transitions: run at boot, they skip (nothing
+# can arm fault injection yet) but get their debugfs directories, and
+# the script runs them again once it has set the knobs.
+FAILNTH = ['ws.failnth=1', 'kunit.enable=1', 'kunit.filter_glob=*_fail_nth']
+
+
 def qemu_command(ws, initrd, cmdline, qemu_args, qmp_sock=None):
     append = ['console=ttyS0', 'panic=-1', 'loglevel=7'] + cmdline
     cmd = ['qemu-system-x86_64', '-nodefaults', '-no-reboot',

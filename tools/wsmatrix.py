@@ -63,7 +63,7 @@ BASE_SPLATS = os.path.join(ROOT, 'tests', 'matrix-base-splats')
 COMPLETE = wsprefix.COMPLETE
 
 HOTPLUG_MB = 1024
-STRESS = ['ws.stress=30', 'ws.failnth=1']
+STRESS = ['ws.stress=30'] + wsboot.FAILNTH
 
 # name, configuration, kind (kunit, stress, hotplug, dmhotplug), command
 # line, vCPUs, hotplug cycles.
@@ -96,7 +96,7 @@ RUNS = [
     # pool and the fail-nth walk of the split has nothing to fail: walk
     # the page allocator's path too, under kmemleak and debug objects.
     Run('checkers-failnth-pks-off', 'checkers', 'stress',
-        ['page_owner=on', 'pks_tables=off', 'ws.failnth=1']),
+        ['page_owner=on', 'pks_tables=off'] + wsboot.FAILNTH),
     Run('cpa-kunit', 'cpa', 'kunit'),
     Run('cpa-stress', 'cpa', 'stress', STRESS),
     Run('cpa-dmhotplug', 'cpa', 'dmhotplug'),
@@ -108,7 +108,7 @@ RUNS = [
     # of the vmalloc walk by falling back to 4K, so only "nohugevmalloc"
     # fails the 4K path's own allocations.
     Run('failnth-nohugevmalloc-pks-off', 'debug', 'stress',
-        ['pks_tables=off', 'nohugevmalloc', 'ws.failnth=1']),
+        ['pks_tables=off', 'nohugevmalloc'] + wsboot.FAILNTH),
 ] + grid_runs()
 
 
@@ -160,8 +160,22 @@ def run_key(run):
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
+def kernel_patches():
+    """The patches of the series that change a file outside
+    Documentation/.  A patch of documentation alone changes no kernel
+    that a run boots, so the record outlives it (the test command's
+    htmldocs and checkpatch gates check it)."""
+    out = []
+    for path in wslib.series_patches():
+        with open(path, errors='replace') as f:
+            files = re.findall(r'^diff --git a/(\S+) ', f.read(), re.M)
+        if any(not name.startswith('Documentation/') for name in files):
+            out.append(path)
+    return out
+
+
 def series_key():
-    ids = wsprefix.prefix_ids(wslib.series_patches())
+    ids = wsprefix.prefix_ids(kernel_patches())
     return ids[-1][2] if ids else ''
 
 
@@ -237,8 +251,11 @@ def do_run(mws, run, allowed, name=None):
             cmdline += ['ws.dmhotplug']
             qemu += ['-m', '1G,slots=3,maxmem=4G']
             kw['qmp_script'] = wsrun.dmhotplug_qmp()
+        # A stress boot ends with the fail-nth walks and their KUnit
+        # suites: 900 s, as the test command gives its own.
+        base = 900 if run.kind == 'stress' else 600
         res = wsboot.boot(mws, cmdline, qemu, name=name,
-                          timeout=600 + 90 * run.cycles, **kw)
+                          timeout=base + 90 * run.cycles, **kw)
     raw = os.path.join(mws.build_dir, 'test.log')	# kunit.py's console
     text = res.log if run.kind != 'kunit' else \
         read(raw) if os.path.exists(raw) else ''

@@ -514,13 +514,15 @@ def boot_tests(ws, checks):
                                        'pks-enabled', 'pks-log-clean'])
 
     res = wsboot.boot(ws, name='boot-stress', timeout=900,
-                      cmdline=[f'ws.stress={STRESS_SECONDS}', 'ws.failnth=1'])
+                      cmdline=[f'ws.stress={STRESS_SECONDS}'] + wsboot.FAILNTH)
     print(res.summary())
     record_boot(checks, res, 'stress',
                 ['stress-ran', 'stress-log-clean', 'stress-no-fallback',
                  'stress-census-init_mm-keyed', 'pks-log-clean',
                  'failnth-available', 'failnth-ran', 'failnth-log-clean',
-                 'failnth-census-keyed', 'failnth-accounting'])
+                 'failnth-census-keyed', 'failnth-accounting',
+                 'failnth-kunit-mem_table_fail_nth',
+                 'failnth-kunit-x86_directmap_fail_nth'])
 
     res = wsboot.boot(ws, name='boot-hotplug', timeout=900,
                   cmdline=[f'ws.hotplug={HOTPLUG_MB}', 'debug_pagealloc=on',

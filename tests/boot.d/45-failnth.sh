@@ -82,4 +82,20 @@ if ws_cmdline_has ws.failnth=1 && $fi_ready; then
 	echo "ws-report: failnth: PageTables moved $((after_pt - before_pt)) kB," \
 	     "the census $((after_pages - before_pages)) pages (drift $fn_drift kB)"
 	ws_check failnth-accounting test "$fn_drift" -ge -16 -a "$fn_drift" -le 16
+	# The KUnit suites that walk fail-nth over mem_table's stores and
+	# SEV-SNP's transitions, with the knobs still set.  They ran at boot
+	# (kunit.filter_glob=*_fail_nth), where nothing could arm fault
+	# injection and each skipped: run them again through debugfs.  Each
+	# must pass with no case skipped.
+	for suite in mem_table_fail_nth x86_directmap_fail_nth; do
+		dir=/sys/kernel/debug/kunit/$suite
+		if [ -w "$dir/run" ]; then
+			echo 1 > "$dir/run"
+			sed "s/^/ws-report: $suite: /" "$dir/results"
+		fi
+		ws_check "failnth-kunit-$suite" sh -c "
+			[ -r '$dir/results' ] &&
+			grep -Eq '^ok [0-9]+ $suite\$' '$dir/results' &&
+			! grep -Eq '^ *not ok|# SKIP' '$dir/results'"
+	done
 fi
