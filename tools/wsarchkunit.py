@@ -24,6 +24,14 @@ kernel log free of oopses, BUG, WARNING, lockdep and KASAN reports.  An
 option of the kunitconfig that no Kconfig file of the tree defines (a
 prefix of the series) is left out and reported, and its suite is a skip
 with that reason.  WS_ARCHKUNIT_ARCHES=arm64 restricts the run.
+
+The two kernels take about 10 minutes to build on a new 2-core machine,
+which the test command cannot afford.  It runs check_configs(): kunit.py
+config for each architecture, so that every option of the kunitconfig
+must survive olddefconfig there.  "tools/ws matrix" runs the builds and
+boots (archkunit-<arch>) and records them in tests/matrix-results, keyed
+by the series and the kunitconfig, and the test command checks that
+record; "tools/ws gate arch-kunit" runs them here.
 """
 
 import collections
@@ -120,9 +128,13 @@ def elapsed_line(res):
         return ''
 
 
-def gate_arch(ws, checks, arch, known):
-    label = f'{arch.name} kunit'
-    build_dir = os.path.join(ws.work, 'archkunit', arch.name)
+def arch_named(name):
+    return next(a for a in ARCHES if a.name == name)
+
+
+def filtered_kunitconfig(checks, arch, build_dir, known, label):
+    """arch's kunitconfig in build_dir without the options this tree
+    does not define, each suite among those a skip: (path, suites)."""
     os.makedirs(build_dir, exist_ok=True)
     kconf = os.path.join(build_dir, 'ws.kunitconfig')
     want, dropped = filter_kunitconfig(arch.kunitconfig, kconf, known)
@@ -135,6 +147,14 @@ def gate_arch(ws, checks, arch, known):
             checks.skip(f'{label} {SUITES[sym]}',
                         f'CONFIG_{sym} is not defined by this tree '
                         '(a prefix of the series)')
+    return kconf, want
+
+
+def gate_arch(ws, checks, arch, known):
+    label = f'{arch.name} kunit'
+    build_dir = os.path.join(ws.work, 'archkunit', arch.name)
+    kconf, want = filtered_kunitconfig(checks, arch, build_dir, known, label)
+    kconf_name = os.path.relpath(arch.kunitconfig, ROOT)
     res = wskunit.kunitpy(ws, build_dir, kconf, f'kunit-{arch.name}', want,
                           arch=arch.name, qemu_config=None,
                           cmdline=KERNEL_ARGS, timeout=TIMEOUT,
@@ -157,3 +177,25 @@ def run_gate(ws, checks):
         with banner(f'gate: KUnit on {arch.name}'):
             gate_arch(ws, checks, arch, known)
     info(f'arm64/riscv KUnit: {fmt_secs(time.monotonic() - t0)} in all')
+
+
+def check_configs(ws, checks):
+    """The test command's part: every option of each architecture's
+    kunitconfig survives kunit.py's olddefconfig there."""
+    import wskunitcfg
+    wslib.setup_packages(PACKAGES)
+    known = wslib.kconfig_symbols(ws.tree)
+    for arch in selected_arches():
+        label = f'{arch.name} kunit'
+        build_dir = os.path.join(ws.work, 'archkunit-config', arch.name)
+        kconf, _ = filtered_kunitconfig(checks, arch, build_dir, known,
+                                        label)
+        ok, said = wskunitcfg.kunitpy_config(
+            ws, os.path.join(build_dir, 'build'), kconf, arch=arch.name,
+            cross_compile=arch.prefix,
+            make_options=[f'CC=ccache {arch.prefix}gcc'])
+        checks.add(f"{label}: every option of "
+                   f"{os.path.relpath(arch.kunitconfig, ROOT)} survives "
+                   "kunit.py's olddefconfig", ok,
+                   said or 'kunit.py config; the build and the suite: '
+                   f'matrix run archkunit-{arch.name}')

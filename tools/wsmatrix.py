@@ -24,7 +24,12 @@ tests/boot/init with its boot.d scripts:
   the KUnit suites, the stress boot and the dmhotplug boot;
 - the fail-nth walks alone on the test command's kernel with
   pks_tables=off and nohugevmalloc, so that vmalloc's 4K path and CPA's
-  split through the page allocator are failed too.
+  split through the page allocator are failed too;
+- the builds and runs of two upstream-readiness gates, which build
+  kernels of their own: each tests/*.kunitconfig alone (kunitcfg-<suite>,
+  tools/wskunitcfg.py) and KUnit on arm64 and riscv64 (archkunit-<arch>,
+  tools/wsarchkunit.py).  Such a run passes when every check of its gate
+  passes; the test command checks only their configurations.
 
 A run fails on what fails the test command's boots and KUnit runs (a
 failing check, a case, a missing suite, a timeout) and on every report
@@ -86,6 +91,24 @@ def grid_runs():
     return out
 
 
+# The kinds of run that are a gate's own checks, on its own kernel.
+GATE_KINDS = ('kunitcfg', 'archkunit')
+
+
+def gate_runs():
+    import wsarchkunit
+    import wskunitcfg
+    return ([Run(f'kunitcfg-{wskunitcfg.suite_of(path)}', 'kunitcfg',
+                 'kunitcfg') for path in wskunitcfg.kunitconfigs()] +
+            [Run(f'archkunit-{arch.name}', 'archkunit', 'archkunit')
+             for arch in wsarchkunit.ARCHES])
+
+
+def gate_target(run):
+    """The suite or architecture of a gate run."""
+    return run.name.split('-', 1)[1]
+
+
 RUNS = [
     Run('checkers-kunit', 'checkers', 'kunit', ['page_owner=on']),
     Run('checkers-stress', 'checkers', 'stress', ['page_owner=on'] + STRESS),
@@ -109,7 +132,7 @@ RUNS = [
     # fails the 4K path's own allocations.
     Run('failnth-nohugevmalloc-pks-off', 'debug', 'stress',
         ['pks_tables=off', 'nohugevmalloc'] + wsboot.FAILNTH),
-] + grid_runs()
+] + grid_runs() + gate_runs()
 
 
 class MatrixWorkspace(Workspace):
@@ -151,12 +174,24 @@ def read(path):
         return f.read()
 
 
+def run_inputs(run):
+    """The files a run's configuration comes from: a gate run's
+    kunitconfig (and QEMU configuration), or the fragments."""
+    if run.kind == 'kunitcfg':
+        import wskunitcfg
+        return [wskunitcfg.kunitconfig_of(gate_target(run)),
+                wskunit.QEMU_CONFIG]
+    if run.kind == 'archkunit':
+        import wsarchkunit
+        return [wsarchkunit.arch_named(gate_target(run)).kunitconfig]
+    return config_fragments(run.config)
+
+
 def run_key(run):
     """What a run's record depends on besides the series: its definition
-    and its configuration's fragments.  Not the boot scripts or tools:
+    and its configuration's files.  Not the boot scripts or tools:
     "--again" runs everything again after changing those."""
-    parts = [repr(tuple(run))] + [read(f) for f in config_fragments(
-        run.config)]
+    parts = [repr(tuple(run))] + [read(f) for f in run_inputs(run)]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
@@ -231,8 +266,31 @@ def split_problems(config, problems, allowed, text=''):
 
 # -- one run ----------------------------------------------------------------
 
+def do_gate_run(ws, run):
+    """A gate's checks for one kunitconfig or architecture, on the
+    gate's own kernel: (ok, detail)."""
+    checks = wslib.Checks(known=[])
+    if run.kind == 'kunitcfg':
+        import wskunitcfg
+        wskunitcfg.run_file(ws, checks, wskunitcfg.kunitconfig_of(
+            gate_target(run)))
+    else:
+        import wsarchkunit
+        wslib.setup_packages(wsarchkunit.PACKAGES)
+        wsarchkunit.gate_arch(ws, checks, wsarchkunit.arch_named(
+            gate_target(run)), wslib.kconfig_symbols(ws.tree))
+    failed = [(n, d) for n, ok, d in checks.results if ok is False]
+    if failed:
+        return False, f'{failed[0][0]}: {failed[0][1]}'[:200]
+    passed, _, skipped = checks.counts()
+    return True, f'{passed} checks passed' + (
+        f', {skipped} skipped' if skipped else '')
+
+
 def do_run(mws, run, allowed, name=None):
     """Run one Run in mws; return (ok, detail)."""
+    if run.kind in GATE_KINDS:
+        return do_gate_run(mws, run)
     name = name or f'matrix-{run.name}'
     qemu = ['-smp', str(run.smp)]
     if run.kind == 'kunit':
@@ -323,7 +381,7 @@ def matrix(ws, args):
             continue
         with banner(f'matrix {run.name}'):
             try:
-                if run.config not in built:
+                if run.kind not in GATE_KINDS and run.config not in built:
                     mws.configure()
                     mws.build()
                     built.add(run.config)
@@ -352,7 +410,8 @@ def base_splats(ws, args):
     base_sha = git(ws.tree, 'rev-parse', wslib.BASE_REF + '^{commit}')
     tree = wslib.base_checkout(ws.work, base_sha)
     seen = collections.Counter()
-    for config in sorted({r.config for r in RUNS}):
+    for config in sorted({r.config for r in RUNS
+                          if r.kind not in GATE_KINDS}):
         if args.only and not any(fnmatch.fnmatchcase(config, g)
                                  for g in args.only):
             continue

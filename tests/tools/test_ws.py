@@ -622,6 +622,42 @@ class Matrix(EnvCase):
     def test_current_record_passes(self):
         self.assertEqual(self.check(self.all_ok(), 'x')[:2], (1, 0))
 
+    def test_gate_runs_cover_every_kunitconfig_and_architecture(self):
+        import wsarchkunit
+        import wskunitcfg
+        names = {r.name for r in self.m.RUNS if r.kind in
+                 self.m.GATE_KINDS}
+        want = {f'kunitcfg-{wskunitcfg.suite_of(p)}'
+                for p in wskunitcfg.kunitconfigs()}
+        want |= {f'archkunit-{a.name}' for a in wsarchkunit.ARCHES}
+        self.assertEqual(names, want)
+
+    def test_gate_run_keyed_by_its_kunitconfig(self):
+        """A changed kunitconfig makes its record stale, and only its."""
+        import wskunitcfg
+        runs = [r for r in self.m.RUNS if r.kind == 'kunitcfg']
+        before = {r.name: self.m.run_key(r) for r in runs}
+        copy = self.write('x.kunitconfig', 'CONFIG_KUNIT=y\n')
+        saved = wskunitcfg.kunitconfig_of
+        target = self.m.gate_target(runs[0])
+        wskunitcfg.kunitconfig_of = lambda suite: (
+            copy if suite == target else saved(suite))
+        try:
+            after = {r.name: self.m.run_key(r) for r in runs}
+        finally:
+            wskunitcfg.kunitconfig_of = saved
+        changed = [n for n in before if before[n] != after[n]]
+        self.assertEqual(changed, [runs[0].name])
+
+    def test_test_command_calls_a_function_every_gate_has(self):
+        import importlib
+        import wsrun
+        for name, _, func in wsrun.UPSTREAM_GATES:
+            mod = importlib.import_module(name)
+            self.assertTrue(callable(getattr(mod, func, None)),
+                            f'{name}.{func}')
+            self.assertTrue(callable(getattr(mod, 'run_gate', None)), name)
+
     def test_missing_run_skips_until_a_full_run_then_fails(self):
         res = self.all_ok()
         del res[self.m.RUNS[0].name]
