@@ -620,7 +620,17 @@ class Matrix(EnvCase):
                          'no splat') for r in self.m.RUNS}
 
     def test_current_record_passes(self):
-        self.assertEqual(self.check(self.all_ok(), 'x')[:2], (1, 0))
+        self.assertEqual(self.check(self.all_ok(), 'x')[:2], (2, 0))
+
+    def test_gate_run_never_recorded_skips_then_stale_fails(self):
+        res = self.all_ok()
+        gate = next(r.name for r in self.m.RUNS
+                    if r.kind in self.m.GATE_KINDS)
+        del res[gate]
+        self.assertEqual(self.check(res, 'x'), (1, 0, 1))
+        res = self.all_ok()
+        res[gate] = ('feedfacefeedface',) + res[gate][1:]
+        self.assertEqual(self.check(res, 'x')[:2], (1, 1))
 
     def test_gate_runs_cover_every_kunitconfig_and_architecture(self):
         import wsarchkunit
@@ -661,8 +671,8 @@ class Matrix(EnvCase):
     def test_missing_run_skips_until_a_full_run_then_fails(self):
         res = self.all_ok()
         del res[self.m.RUNS[0].name]
-        self.assertEqual(self.check(res), (0, 0, 1))
-        self.assertEqual(self.check(res, 'x')[:2], (0, 1))
+        self.assertEqual(self.check(res), (1, 0, 1))
+        self.assertEqual(self.check(res, 'x')[:2], (1, 1))
 
     def test_other_series_or_run_definition_is_stale(self):
         for i in (0, 1):
@@ -671,13 +681,13 @@ class Matrix(EnvCase):
             old = list(res[name])
             old[i] = 'feedfacefeedface'
             res[name] = tuple(old)
-            self.assertEqual(self.check(res, 'x')[:2], (0, 1))
+            self.assertEqual(self.check(res, 'x')[:2], (1, 1))
 
     def test_recorded_failure_fails(self):
         res = self.all_ok()
         name = self.m.RUNS[-1].name
         res[name] = res[name][:2] + ('FAIL', '2026-12-06', 'KASAN: x')
-        self.assertEqual(self.check(res)[:2], (0, 1))
+        self.assertEqual(self.check(res)[:2], (1, 1))
 
 
 class ConsoleWait(unittest.TestCase):
