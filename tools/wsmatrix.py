@@ -21,7 +21,8 @@ tests/boot/init with its boot.d scripts:
   (the dmhotplug boot), with page_owner=on, each boot ending with
   kmemleak's explicit scan;
 - the cpa configuration (CPA's self-test and KFENCE, without KASAN):
-  the KUnit suites, the stress boot and the dmhotplug boot;
+  the KUnit suites, the stress boot without the fail-nth walks and the
+  dmhotplug boot;
 - the fail-nth walks alone on the test command's kernel with
   pks_tables=off and nohugevmalloc, so that vmalloc's 4K path and CPA's
   split through the page allocator are failed too;
