@@ -5,13 +5,15 @@
 # The boot uses debug_pagealloc=on, so that the direct map is 4K and the
 # new memory needs PTE tables of its own.  Checked at each step: no table
 # escaped its constructor, the new memory's tables were counted, and the
-# PageTables counter moved exactly as the census of init_mm did (no
-# accounting leak, on the way in or out), and, where the kernel keys its
-# page tables (pks_tables=), every table of init_mm still has the key:
-# the new memory's direct-map and vmemmap tables come from the keyed
-# pools.  Needs 10-pgtable-census.sh.
+# PageTables counter, less the user tables, moved as the census of
+# init_mm did (no accounting leak, on the way in or out; hp_accounting()
+# says how closely), and, where the kernel keys its page tables
+# (pks_tables=), every table of init_mm still has the key: the new
+# memory's direct-map and vmemmap tables come from the keyed pools.
+# Needs 10-pgtable-census.sh.
 
-# hp_snapshot NAME: record the census and PageTables as NAME_*.
+# hp_snapshot NAME: record the census, PageTables and the user page
+# tables of the live processes as NAME_*.
 hp_snapshot() {
 	echo 1 > /proc/sys/vm/stat_refresh
 	census_read /sys/kernel/debug/pgtable_ctor/init_mm
@@ -20,11 +22,29 @@ hp_snapshot() {
 		[ "$key" = PageTables: ] && pt=$val
 	done < /proc/meminfo
 	eval "${1}_pte=$c_pte ${1}_pmd=$c_pmd ${1}_pages=$c_pages"
-	eval "${1}_unc=$c_unc ${1}_unp=$c_unp ${1}_pt=$pt"
+	hp_user_tables
+	eval "${1}_unc=$c_unc ${1}_unp=$c_unp ${1}_pt=$((pt - u_pt))"
 	echo "ws-report: hotplug $1: census $c_pte PTE, $c_pmd PMD tables," \
 	     "$c_pages pages, $c_unc unconstructed," \
-	     "${c_unp:-?} without the page-table key; PageTables $pt kB"
+	     "${c_unp:-?} without the page-table key; PageTables $pt kB," \
+	     "$u_pt kB of them user tables (VmPTE:$u_list)"
 	hp_pool_report "$1"
+}
+
+# hp_user_tables: set u_pt to the VmPTE of every live process summed, in
+# kB, and u_list to NAME/VmPTE of each.  Read with builtins only: a
+# process started here would be one more to count.
+hp_user_tables() {
+	u_pt=0 u_list=
+	for st in /proc/[0-9]*/status; do
+		u_name=
+		while read -r key val _; do
+			case $key in
+			Name:) u_name=$val ;;
+			VmPTE:) u_pt=$((u_pt + val)) u_list="$u_list $u_name/$val" ;;
+			esac
+		done 2>/dev/null < "$st"
+	done
 }
 
 # hp_pool_report NAME: where the kernel keys its page tables, report the
@@ -97,18 +117,29 @@ hp_set_state() {
 	$hp_ok
 }
 
-# hp_accounting A B: PageTables moved from A to B as the census of init_mm
-# did, give or take two pages: the PGD of an exited process (each "sleep"
-# above) is freed only when no CPU holds its mm as the lazy TLB mm any
-# more, which is up to the scheduler, one per CPU.  A missing constructor
-# or destructor for the new memory's tables would be hundreds of pages.
+# hp_slack_kb: how far PageTables, less the live processes' user tables,
+# may stray from the census of init_mm between two snapshots.  VmPTE
+# leaves out a process's PGD (and P4D), and the PGD of an exited process
+# (each "sleep" of hp_wait(), each command substitution) is freed only
+# when no CPU holds its mm as the lazy TLB mm any more, which is up to
+# the scheduler: up to one per CPU at each snapshot.  Runs on two CPUs
+# have seen -8 to +8 kB between consecutive snapshots, and once (CI, stop
+# 36) +12 kB between the first and the last, cause not pinned down; the
+# slack is four pages.  A missing constructor or destructor for the new
+# memory's tables would be hundreds of pages (the 512 PTE tables of 1 GiB
+# at 4K, the 64 that onlining it adds); a single missed table is the
+# census's "unconstructed" check to catch, not this one.
+hp_slack_kb=16
+
+# hp_accounting A B: PageTables, less the user tables, moved from A to B
+# as the census of init_mm did, within hp_slack_kb.
 hp_accounting() {
 	eval "dpt=\$((${2}_pt - ${1}_pt)) dpages=\$((${2}_pages - ${1}_pages))"
 	drift=$((dpt - dpages * 4))
-	echo "ws-report: hotplug $1->$2: PageTables $dpt kB," \
+	echo "ws-report: hotplug $1->$2: PageTables less user tables $dpt kB," \
 	     "census $dpages pages (drift $drift kB)"
 	ws_check "hotplug-accounting-$1-$2$hp_sfx" \
-		test "$drift" -ge -8 -a "$drift" -le 8
+		test "$drift" -ge -$hp_slack_kb -a "$drift" -le $hp_slack_kb
 }
 
 # hp_cycle: add, online, offline and remove the pc-dimm once, checked
@@ -160,9 +191,11 @@ hp_cycle() {
 	hp_accounting online removed
 }
 
-# hp_steady: after the last cycle, PageTables and the census of init_mm
-# are where the first cycle left them, give or take the two lazily freed
-# PGDs of hp_accounting(): no cycle leaked a table or its accounting.
+# hp_steady: after the last cycle, PageTables (less the user tables) and
+# the census of init_mm are where the first cycle left them, within the
+# slack of hp_accounting() and two census pages: no cycle leaked a table
+# or its accounting.  Over the 20 cycles of the matrix's hotplug runs, a
+# leak of one page a cycle is 76 kB.
 # The first cycle may keep an upper-level table that covers the slot.
 hp_steady() {
 	hp_sfx=
@@ -173,7 +206,7 @@ hp_steady() {
 	     "$grow_pt kB, census $grow_pages pages;" \
 	     "over all: PageTables $((removed_pt - start_pt)) kB"
 	ws_check hotplug-cycles-steady \
-		test "$grow_pt" -ge -8 -a "$grow_pt" -le 8 -a \
+		test "$grow_pt" -ge -$hp_slack_kb -a "$grow_pt" -le $hp_slack_kb -a \
 		     "$grow_pages" -ge -2 -a "$grow_pages" -le 2
 }
 
